@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every test server bak's suite runs against, at pinned versions, skipping what is already there:
+# PostgreSQL 15 from Debian's packages, and MinIO, fake-gcs-server, bigquery-emulator, handy-spanner built with go install.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+install_postgres() {
+  if [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] && command -v pg_dump >/dev/null; then
+    log "PostgreSQL $PG_MAJOR present ($PG_BIN)"
+    return
+  fi
+  [ "$(id -u)" = 0 ] || die "PostgreSQL $PG_MAJOR is missing: run 'sudo apt-get install postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR'"
+  log "installing PostgreSQL $PG_MAJOR from Debian packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" >/dev/null
+  # The package starts a cluster on 5432; the tests run their own on $PG_PORT, so stop the packaged one.
+  (service postgresql stop || pg_ctlcluster "$PG_MAJOR" main stop) >/dev/null 2>&1 || true
+}
+
+# go_tool NAME MODULE VERSION BIN [cgo]
+go_tool() {
+  local name=$1 module=$2 version=$3 bin=$4 cgo=${5:-0}
+  if [ -x "$bin" ]; then
+    log "$name $version present"
+    return
+  fi
+  command -v go >/dev/null || die "Go is needed to build $name: install Go 1.24 or later"
+  log "building $name $version with go install (first time only; cached in $(dirname "$bin"))"
+  local started=$SECONDS
+  mkdir -p "$(dirname "$bin")"
+  GOBIN="$(dirname "$bin")" CGO_ENABLED="$cgo" GOFLAGS=-buildvcs=false GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" \
+    go install "$module@$version"
+  log "$name built in $((SECONDS - started)) s"
+}
+
+install_postgres
+go_tool fake-gcs-server "$FAKE_GCS_MODULE" "$FAKE_GCS_VERSION" "$FAKE_GCS_BIN"
+go_tool minio "$MINIO_MODULE" "$MINIO_VERSION" "$MINIO_BIN"
+go_tool handy-spanner "$HANDY_SPANNER_MODULE" "$HANDY_SPANNER_VERSION" "$HANDY_SPANNER_BIN" 1
+go_tool bigquery-emulator "$BIGQUERY_EMULATOR_MODULE" "$BIGQUERY_EMULATOR_VERSION" "$BIGQUERY_EMULATOR_BIN" 1
+log "all test servers installed"

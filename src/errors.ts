@@ -1,0 +1,46 @@
+/** Exit codes that cron jobs and CI depend on (DESIGN.md). */
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  mismatch: 3,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An error meant for the operator: its message is printed as is, its exit code is returned. */
+export class BakError extends Error {
+  readonly exitCode: ExitCode;
+  readonly hint: string | undefined;
+  constructor(message: string, exitCode: ExitCode = ExitCode.failed, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+    this.hint = options.hint;
+  }
+}
+
+/** Wrong flag, bad argument, unknown snapshot id: the operator asked for something that cannot be. */
+export class UsageError extends BakError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, ExitCode.usage, options);
+  }
+}
+
+/** Config file or manifest that does not validate: names the path and the value at fault. */
+export class ConfigError extends BakError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, ExitCode.usage, options);
+  }
+}
+
+/** Verification found data that does not match what the manifest promised. */
+export class MismatchError extends BakError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, ExitCode.mismatch, options);
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

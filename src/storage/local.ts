@@ -1,0 +1,149 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { assertValidKey, StorageError, type ObjectInfo, type ObjectStore, type PutOptions } from './object-store.ts';
+
+/** Temporary files live beside the data so that the final link/rename never crosses a filesystem. */
+const TMP_DIR = '.tmp';
+
+/** A folder on local disk. Writes go to a temp file first, so a crash never leaves a half object under its key. */
+export class LocalStore implements ObjectStore {
+  readonly description: string;
+  readonly atomicCreateOnly = true;
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.description = `file://${this.root}`;
+  }
+
+  private pathOf(key: string): string {
+    assertValidKey(key);
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  async checkAccess(): Promise<void> {
+    try {
+      const st = await fs.stat(this.root);
+      if (!st.isDirectory()) throw new StorageError('bucket-missing', `${this.root} is not a directory`);
+      await fs.access(this.root, fs.constants.R_OK | fs.constants.W_OK);
+    } catch (err) {
+      throw mapFsError(err, this.root);
+    }
+  }
+
+  async put(key: string, body: Buffer | Readable, options: PutOptions = {}): Promise<{ created: boolean }> {
+    const target = this.pathOf(key);
+    const tmpDir = path.join(this.root, TMP_DIR);
+    await fs.mkdir(tmpDir, { recursive: true }).catch((err) => {
+      throw mapFsError(err, this.root);
+    });
+    const tmp = path.join(tmpDir, `${randomBytes(8).toString('hex')}.part`);
+    try {
+      if (Buffer.isBuffer(body)) await fs.writeFile(tmp, body, { flag: 'wx' });
+      else await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      if (options.ifAbsent) {
+        // link() fails with EEXIST atomically: the create-only put local disk can offer.
+        try {
+          await fs.link(tmp, target);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { created: false };
+          throw err;
+        }
+        return { created: true };
+      }
+      await fs.rename(tmp, target);
+      return { created: true };
+    } catch (err) {
+      throw mapFsError(err, key);
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+  }
+
+  async get(key: string): Promise<Readable> {
+    const file = this.pathOf(key);
+    // Open eagerly so a missing object fails here, not on the first read.
+    const handle = await fs.open(file, 'r').catch((err) => {
+      throw mapFsError(err, key);
+    });
+    return createReadStream('', { fd: handle.fd, autoClose: true });
+  }
+
+  async getBuffer(key: string): Promise<Buffer> {
+    return fs.readFile(this.pathOf(key)).catch((err) => {
+      throw mapFsError(err, key);
+    });
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const st = await fs.stat(this.pathOf(key));
+      if (!st.isFile()) return undefined;
+      return { key, size: st.size, modified: st.mtime };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw mapFsError(err, key);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk only the directories that can hold keys with this prefix, in sorted order, one directory in memory at a time.
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    yield* this.walk(dirKey, prefix);
+  }
+
+  private async *walk(dirKey: string, prefix: string): AsyncIterable<ObjectInfo> {
+    const dir = dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/'));
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await fs.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        if (dirKey === '') throw mapFsError(err, this.root);
+        return;
+      }
+      throw mapFsError(err, dirKey);
+    }
+    // Sort with a trailing slash on directories so the order matches a flat key listing.
+    const named = entries
+      .filter((e) => !(dirKey === '' && e.name === TMP_DIR))
+      .map((e) => ({ entry: e, sortKey: e.isDirectory() ? `${e.name}/` : e.name }))
+      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+    for (const { entry } of named) {
+      const key = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
+      if (entry.isDirectory()) {
+        if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) yield* this.walk(key, prefix);
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        const st = await fs.stat(path.join(dir, entry.name)).catch(() => undefined);
+        if (st) yield { key, size: st.size, modified: st.mtime };
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.pathOf(key), { force: true }).catch((err) => {
+      throw mapFsError(err, key);
+    });
+  }
+}
+
+function mapFsError(err: unknown, what: string): StorageError {
+  if (err instanceof StorageError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return new StorageError('not-found', `not found: ${what}`, { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+      return new StorageError('access-denied', `access denied: ${what}`, { cause: err });
+    default:
+      return new StorageError('other', `local storage error on ${what}: ${(err as Error).message}`, { cause: err });
+  }
+}

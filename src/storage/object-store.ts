@@ -1,0 +1,69 @@
+import type { Readable } from 'node:stream';
+import { BakError, ExitCode } from '../errors.ts';
+
+/** What a listing or head returns for one object. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  modified: Date;
+}
+
+export interface PutOptions {
+  /** Write only if no object has this key yet. Returns `created: false` instead of overwriting. */
+  ifAbsent?: boolean;
+  /** Known length of a stream body; lets backends skip multipart for small objects. */
+  contentLength?: number;
+}
+
+/**
+ * The small contract every backend (local folder, S3, GCS) implements. Keys are relative,
+ * `/`-separated, never starting with `/`; the backend maps them under its own root or prefix.
+ * Bodies stream both ways: nothing here may hold a whole large object in memory.
+ */
+export interface ObjectStore {
+  /** Where this store points, safe to print (no credentials). */
+  readonly description: string;
+  /** True when `ifAbsent` is enforced atomically by the backend rather than by a check-then-write. */
+  readonly atomicCreateOnly: boolean;
+  put(key: string, body: Buffer | Readable, options?: PutOptions): Promise<{ created: boolean }>;
+  /** Streams the object; throws StorageError('not-found') if it does not exist. */
+  get(key: string): Promise<Readable>;
+  getBuffer(key: string): Promise<Buffer>;
+  /** Size and modification time, or undefined when the object does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with `prefix`, page by page, in key order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removes the object; removing a missing object is not an error. */
+  delete(key: string): Promise<void>;
+  /** Fails with a clear StorageError when the bucket/folder is missing or unreachable. */
+  checkAccess(): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export type StorageErrorKind =
+  | 'not-found'
+  | 'bucket-missing'
+  | 'access-denied'
+  | 'unreachable'
+  | 'precondition-failed'
+  | 'invalid-url'
+  | 'other';
+
+export class StorageError extends BakError {
+  readonly kind: StorageErrorKind;
+  constructor(kind: StorageErrorKind, message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, kind === 'invalid-url' ? ExitCode.usage : ExitCode.failed, options);
+    this.kind = kind;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof StorageError && err.kind === 'not-found';
+}
+
+/** Keys are relative and `/`-separated; reject anything that could escape a root or prefix. */
+export function assertValidKey(key: string): void {
+  if (key === '' || key.startsWith('/') || key.split('/').some((part) => part === '..' || part === '.')) {
+    throw new StorageError('other', `invalid object key: ${JSON.stringify(key)}`);
+  }
+}
