@@ -18,25 +18,31 @@ install_postgres() {
   (service postgresql stop || pg_ctlcluster "$PG_MAJOR" main stop) >/dev/null 2>&1 || true
 }
 
-# go_tool NAME MODULE VERSION BIN [cgo]
+# go_tool NAME MODULE VERSION PACKAGE BIN CGO
+# Builds inside a throw-away module that requires MODULE@VERSION, instead of `go install pkg@version`:
+# the proxy serves these pinned versions but refuses their version lists, which `go install` asks for.
 go_tool() {
-  local name=$1 module=$2 version=$3 bin=$4 cgo=${5:-0}
+  local name=$1 module=$2 version=$3 package=$4 bin=$5 cgo=$6
   if [ -x "$bin" ]; then
     log "$name $version present"
     return
   fi
   command -v go >/dev/null || die "Go is needed to build $name: install Go 1.24 or later"
-  log "building $name $version with go install (first time only; cached in $(dirname "$bin"))"
-  local started=$SECONDS
+  log "building $name $version (first time only; kept in $(dirname "$bin"))"
+  local started=$SECONDS work
+  work=$(mktemp -d)
+  printf 'module bak.local/test-servers\n\ngo 1.24\n\nrequire %s %s\n' "$module" "$version" >"$work/go.mod"
   mkdir -p "$(dirname "$bin")"
-  GOBIN="$(dirname "$bin")" CGO_ENABLED="$cgo" GOFLAGS=-buildvcs=false GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" \
-    go install "$module@$version"
+  (cd "$work" && CGO_ENABLED="$cgo" GOFLAGS="-mod=mod -buildvcs=false" go build -trimpath -o "$bin.partial" "$package") \
+    || { rm -rf "$work"; die "building $name failed"; }
+  mv "$bin.partial" "$bin"
+  rm -rf "$work"
   log "$name built in $((SECONDS - started)) s"
 }
 
 install_postgres
-go_tool fake-gcs-server "$FAKE_GCS_MODULE" "$FAKE_GCS_VERSION" "$FAKE_GCS_BIN"
-go_tool minio "$MINIO_MODULE" "$MINIO_VERSION" "$MINIO_BIN"
-go_tool handy-spanner "$HANDY_SPANNER_MODULE" "$HANDY_SPANNER_VERSION" "$HANDY_SPANNER_BIN" 1
-go_tool bigquery-emulator "$BIGQUERY_EMULATOR_MODULE" "$BIGQUERY_EMULATOR_VERSION" "$BIGQUERY_EMULATOR_BIN" 1
+go_tool fake-gcs-server "$FAKE_GCS_MODULE" "$FAKE_GCS_VERSION" "$FAKE_GCS_PACKAGE" "$FAKE_GCS_BIN" 0
+go_tool minio "$MINIO_MODULE" "$MINIO_VERSION" "$MINIO_PACKAGE" "$MINIO_BIN" 0
+go_tool handy-spanner "$HANDY_SPANNER_MODULE" "$HANDY_SPANNER_VERSION" "$HANDY_SPANNER_PACKAGE" "$HANDY_SPANNER_BIN" 1
+go_tool bigquery-emulator "$BIGQUERY_EMULATOR_MODULE" "$BIGQUERY_EMULATOR_VERSION" "$BIGQUERY_EMULATOR_PACKAGE" "$BIGQUERY_EMULATOR_BIN" 0
 log "all test servers installed"

@@ -6,14 +6,19 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TOOLS_DIR="${BAK_TOOLS_DIR:-$HOME/.cache/bak-tools}"
 SERVERS_DIR="${BAK_SERVERS_DIR:-$REPO_ROOT/.servers}"
 
+# Module, version, and the package inside it that is the server's main.
 MINIO_MODULE="github.com/minio/minio"
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+MINIO_PACKAGE="github.com/minio/minio"
 FAKE_GCS_MODULE="github.com/fsouza/fake-gcs-server"
 FAKE_GCS_VERSION="v1.56.1"
-BIGQUERY_EMULATOR_MODULE="github.com/goccy/bigquery-emulator/cmd/bigquery-emulator"
+FAKE_GCS_PACKAGE="github.com/fsouza/fake-gcs-server"
+BIGQUERY_EMULATOR_MODULE="github.com/goccy/bigquery-emulator"
 BIGQUERY_EMULATOR_VERSION="v0.8.1"
-HANDY_SPANNER_MODULE="github.com/gcpug/handy-spanner/cmd/handy-spanner"
+BIGQUERY_EMULATOR_PACKAGE="github.com/goccy/bigquery-emulator/cmd/bigquery-emulator"
+HANDY_SPANNER_MODULE="github.com/gcpug/handy-spanner"
 HANDY_SPANNER_VERSION="v0.8.0"
+HANDY_SPANNER_PACKAGE="github.com/gcpug/handy-spanner/cmd/handy-spanner"
 PG_MAJOR=15
 
 PG_PORT="${BAK_TEST_PG_PORT:-54329}"

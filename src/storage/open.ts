@@ -21,6 +21,8 @@ export interface StoreSettings {
   keyFilename?: string | undefined;
   /** Parallel parts per multipart/resumable upload. */
   uploadConcurrency?: number | undefined;
+  /** Attempts per request including the first (SDK retries); 1 turns retries off. */
+  maxAttempts?: number | undefined;
 }
 
 export type ParsedStoreUrl =

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { resolveRepository } from '../../config/resolve.ts';
+import { resolveSecret } from '../../config/secrets.ts';
+import type { SecretRef } from '../../config/schema.ts';
+import { findEngine } from '../../engines/registry.ts';
+import { BakError, ExitCode } from '../../errors.ts';
+import { redactObject, redactUri } from '../../util/redact.ts';
+import { describeZodError } from '../../util/validation.ts';
+import { printJson } from '../output.ts';
+import { action } from '../program.ts';
+
+export function registerConfigCommands(program: Command): void {
+  const config = program.command('config').description('work with the config file');
+  config
+    .command('check')
+    .description('validate the config file and print the resolved jobs, secrets redacted; exit 2 if anything is wrong')
+    .action(
+      action(async (ctx) => {
+        const { file, config: cfg } = ctx.config;
+        const problems: string[] = [];
+        const notes: string[] = [];
+
+        // Every secret reference must resolve here, or cron will fail at 3 a.m. instead of now.
+        const checkSecrets = (value: unknown, where: string) => {
+          if (value === null || typeof value !== 'object') return;
+          if (Array.isArray(value)) return value.forEach((v, i) => checkSecrets(v, `${where}.${i}`));
+          const keys = Object.keys(value);
+          if ((keys.length === 1 && keys[0] === 'env') || (keys.length === 1 && keys[0] === 'file')) {
+            try {
+              resolveSecret(value as SecretRef, where);
+            } catch (err) {
+              problems.push((err as Error).message);
+            }
+            return;
+          }
+          for (const [k, v] of Object.entries(value)) checkSecrets(v, `${where}.${k}`);
+        };
+        checkSecrets(cfg.repositories, 'repositories');
+
+        const jobs = Object.entries(cfg.jobs).map(([name, job]) => {
+          checkSecrets(job.options, `jobs.${name}.options`);
+          let repository: string;
+          try {
+            const resolved = resolveRepository(cfg, { job: name }, { ...process.env, BAK_REPOSITORY: '' });
+            repository = `${resolved.name ? `${resolved.name} = ` : ''}${resolved.settings.url}`;
+          } catch (err) {
+            problems.push(`jobs.${name}.repository: ${(err as Error).message}`);
+            repository = '(unresolved)';
+          }
+          const engine = findEngine(job.engine);
+          if (!engine) notes.push(`jobs.${name}: the ${job.engine} engine is not in this build yet; its options are not checked`);
+          else {
+            const parsed = engine.optionsSchema.safeParse(job.options);
+            if (!parsed.success) problems.push(`jobs.${name}.options:\n${describeZodError(parsed.error, job.options)}`);
+          }
+          return {
+            name,
+            engine: job.engine,
+            source: redactUri(job.source),
+            repository,
+            options: redactObject(job.options),
+            retention: job.retention ?? null,
+            tags: job.tags,
+          };
+        });
+
+        const result = {
+          file: file ?? null,
+          ok: problems.length === 0,
+          problems,
+          notes,
+          defaults: cfg.defaults,
+          repositories: redactObject(cfg.repositories),
+          jobs,
+        };
+        if (ctx.out.json) printJson(ctx.out, result);
+        else {
+          ctx.out.write(`config: ${file ?? '(none: built-in defaults)'}\n`);
+          for (const [name, repo] of Object.entries(result.repositories as Record<string, { url: string }>)) ctx.out.write(`repository ${name}: ${repo.url}\n`);
+          for (const job of jobs) {
+            ctx.out.write(`\njob ${job.name}\n  engine      ${job.engine}\n  source      ${job.source}\n  repository  ${job.repository}\n`);
+            if (Object.keys(job.options as object).length) ctx.out.write(`  options     ${JSON.stringify(job.options)}\n`);
+            ctx.out.write(`  retention   ${job.retention ? JSON.stringify(job.retention) : 'none (never pruned)'}\n`);
+          }
+          for (const note of notes) ctx.out.write(`note: ${note}\n`);
+          for (const problem of problems) process.stderr.write(`problem: ${problem}\n`);
+          ctx.out.write(problems.length ? `\nconfig has ${problems.length} problem(s)\n` : '\nconfig ok\n');
+        }
+        if (problems.length) throw new BakError(`config check found ${problems.length} problem(s)`, ExitCode.usage);
+      }),
+    );
+}

@@ -1,0 +1,86 @@
+import type { Command } from 'commander';
+import type { Manifest } from '../../repository/manifest.ts';
+import { formatBytes, formatTable, formatTime, printJson } from '../output.ts';
+import { action } from '../program.ts';
+
+interface SnapshotFilters {
+  source?: string;
+  engine?: string;
+  job?: string;
+}
+
+function matches(m: Manifest, f: SnapshotFilters): boolean {
+  if (f.engine && m.engine !== f.engine) return false;
+  if (f.job && m.job !== f.job) return false;
+  if (f.source && !(m.source === f.source || m.sourceKey === f.source || m.source.includes(f.source))) return false;
+  return true;
+}
+
+export function registerSnapshots(program: Command): void {
+  program
+    .command('snapshots')
+    .alias('ls')
+    .description('list snapshots, oldest first; unreadable manifests are listed as such, never hidden')
+    .option('--source <uri>', 'only snapshots of this source (URI, part of it, or source key)')
+    .option('--engine <name>', 'only snapshots of this engine')
+    .option('--job <name>', 'only snapshots made by this job')
+    .action(
+      action(async (ctx, filters: SnapshotFilters) => {
+        const repo = await ctx.openRepository();
+        const rows: Array<Record<string, unknown>> = [];
+        let unreadable = 0;
+        for await (const entry of repo.listSnapshots()) {
+          if ('error' in entry) {
+            unreadable++;
+            rows.push({ id: entry.id, sourceKey: entry.sourceKey, status: 'unreadable', error: entry.error });
+            ctx.log.warn(entry.error);
+            continue;
+          }
+          const m = entry.manifest;
+          if (!matches(m, filters)) continue;
+          rows.push({
+            id: m.id,
+            startedAt: m.startedAt,
+            engine: m.engine,
+            job: m.job,
+            source: m.source,
+            sourceKey: m.sourceKey,
+            status: m.status,
+            items: m.totals.items,
+            bytes: m.totals.bytes,
+            storedBytes: m.totals.storedBytes,
+            tags: m.tags,
+          });
+        }
+        rows.sort((a, b) => String(a.id).localeCompare(String(b.id)));
+        if (ctx.out.json) {
+          printJson(ctx.out, { repository: repo.description, snapshots: rows, unreadable });
+          return;
+        }
+        if (rows.length === 0) {
+          ctx.out.write(`no snapshots in ${repo.description}\n`);
+          return;
+        }
+        ctx.out.write(
+          formatTable(
+            ['ID', 'TIME', 'ENGINE', 'JOB', 'STATUS', 'ITEMS', 'SIZE', 'SOURCE'],
+            rows.map((r) =>
+              r.status === 'unreadable'
+                ? [String(r.id), '-', '-', '-', 'UNREADABLE', '-', '-', String(r.error)]
+                : [
+                    String(r.id),
+                    formatTime(String(r.startedAt)),
+                    String(r.engine),
+                    String(r.job ?? '-'),
+                    String(r.status),
+                    String(r.items),
+                    formatBytes(Number(r.bytes)),
+                    String(r.source),
+                  ],
+            ),
+          ),
+        );
+        ctx.out.write(`${rows.length} snapshot(s)${unreadable ? `, ${unreadable} unreadable` : ''}\n`);
+      }),
+    );
+}

@@ -1,0 +1,92 @@
+import { Command, CommanderError, Option } from 'commander';
+import { BakError, ExitCode } from '../errors.ts';
+import { BAK_VERSION } from '../version.ts';
+import { CliContext } from './context.ts';
+import { registerConfigCommands } from './commands/config.ts';
+import { registerInit } from './commands/init.ts';
+import { registerShow } from './commands/show.ts';
+import { registerSnapshots } from './commands/snapshots.ts';
+import { registerUnlock } from './commands/unlock.ts';
+import { registerVerify } from './commands/verify.ts';
+
+/** Set by an action; read by main once commander returns. */
+export const outcome: { exitCode: number } = { exitCode: ExitCode.ok };
+
+type ActionFn<A extends unknown[]> = (ctx: CliContext, ...args: A) => Promise<number | void>;
+
+/** Wraps a command's action: builds its context, records its exit code, always closes what it opened. */
+export function action<A extends unknown[]>(fn: ActionFn<A>): (...args: unknown[]) => Promise<void> {
+  return async (...args: unknown[]) => {
+    const command = args[args.length - 1] as Command;
+    const ctx = new CliContext(command);
+    try {
+      outcome.exitCode = (await fn(ctx, ...(args.slice(0, -1) as A))) ?? ExitCode.ok;
+    } finally {
+      await ctx.close();
+    }
+  };
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new BakError(`expected a positive whole number, got "${value}"`, ExitCode.usage);
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('bak')
+    .description('Back up, verify, restore and garbage-collect Spanner, BigQuery, PostgreSQL, Datomic and S3 into one snapshot repository.')
+    .version(BAK_VERSION, '-V, --version', 'print the bak version')
+    .option('-c, --config <file>', 'config file (default: $BAK_CONFIG, else ./bak.config.json if present)')
+    .option('-r, --repo <url|name>', 'repository URL (file://, s3://, gs://, or a path) or a name from the config')
+    .option('--json', 'print results as JSON on stdout (logs stay on stderr)')
+    .option('-v, --verbose', 'log debug details')
+    .option('-q, --quiet', 'log only warnings and errors')
+    .addOption(new Option('--concurrency <n>', 'parallel transfers and checks (default: config, else 4)').argParser(parsePositiveInt))
+    .showSuggestionAfterError(true)
+    .exitOverride();
+
+  registerInit(program);
+  registerSnapshots(program);
+  registerShow(program);
+  registerVerify(program);
+  registerConfigCommands(program);
+  registerUnlock(program);
+
+  // A usage error prints one line plus the usage of the command at fault, then exits 2.
+  const configure = (cmd: Command) => {
+    cmd.exitOverride();
+    cmd.configureOutput({
+      outputError: (text, write) => {
+        write(text);
+        write(`Usage: ${commandPath(cmd)} ${cmd.usage()}\nRun '${commandPath(cmd)} --help' for details.\n`);
+      },
+    });
+    cmd.commands.forEach(configure);
+  };
+  configure(program);
+  return program;
+}
+
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** Maps anything thrown to a message on stderr and an exit code. */
+export function reportError(err: unknown, verbose: boolean): number {
+  if (err instanceof CommanderError) {
+    if (['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code)) return ExitCode.ok;
+    return ExitCode.usage;
+  }
+  if (err instanceof BakError) {
+    process.stderr.write(`bak: error: ${err.message}\n`);
+    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+    if (verbose && err.cause) process.stderr.write(`cause: ${String((err.cause as Error)?.stack ?? err.cause)}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`bak: error: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (verbose && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  return ExitCode.failed;
+}

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { ENGINE_NAMES } from '../engines/names.ts';
+
+/**
+ * A secret is never required to sit in the config file: `{"env": "NAME"}` reads it from the
+ * environment, `{"file": "/path"}` from a file (first line), and a plain string is accepted for tests.
+ */
+export const secretSchema = z.union([
+  z.string(),
+  z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+]);
+export type SecretRef = z.infer<typeof secretSchema>;
+
+const positiveInt = z.number().int().positive();
+
+export const repositoryConfigSchema = z
+  .object({
+    url: z.string().min(1),
+    /** S3-compatible servers (MinIO, Ceph, R2 …). */
+    endpoint: z.url().optional(),
+    region: z.string().optional(),
+    forcePathStyle: z.boolean().optional(),
+    checksums: z.enum(['when-supported', 'when-required']).optional(),
+    accessKeyId: secretSchema.optional(),
+    secretAccessKey: secretSchema.optional(),
+    sessionToken: secretSchema.optional(),
+    /** Google Cloud Storage. */
+    apiEndpoint: z.url().optional(),
+    projectId: z.string().optional(),
+    keyFilename: z.string().optional(),
+    uploadConcurrency: positiveInt.optional(),
+  })
+  .strict();
+export type RepositoryConfig = z.infer<typeof repositoryConfigSchema>;
+
+/** A duration like `36h`, `7d`, `2w`, `1y6m`. */
+export const durationSchema = z.string().regex(/^(\d+[hdwmy])+$/, 'a duration such as 36h, 7d, 2w, 6m or 1y');
+
+export const retentionSchema = z
+  .object({
+    keepLast: positiveInt.optional(),
+    keepHourly: positiveInt.optional(),
+    keepDaily: positiveInt.optional(),
+    keepWeekly: positiveInt.optional(),
+    keepMonthly: positiveInt.optional(),
+    keepYearly: positiveInt.optional(),
+    keepWithin: durationSchema.optional(),
+    maxAgeDays: positiveInt.optional(),
+    minKeep: z.number().int().nonnegative().optional(),
+    timeZone: z.string().optional(),
+  })
+  .strict();
+export type RetentionConfig = z.infer<typeof retentionSchema>;
+
+export const jobConfigSchema = z
+  .object({
+    engine: z.enum(ENGINE_NAMES),
+    source: z.string().min(1),
+    /** A name from `repositories`, or a repository URL. */
+    repository: z.string().min(1).optional(),
+    /** Engine options; each engine validates its own when it runs. */
+    options: z.record(z.string(), z.unknown()).default({}),
+    retention: retentionSchema.optional(),
+    tags: z.array(z.string().min(1)).default([]),
+  })
+  .strict();
+export type JobConfig = z.infer<typeof jobConfigSchema>;
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export const configSchema = z
+  .object({
+    $schema: z.string().optional(),
+    defaults: z
+      .object({
+        repository: z.string().min(1).optional(),
+        concurrency: positiveInt.max(64).optional(),
+        /** Blobs younger than this are never pruned (gc). */
+        pruneGracePeriod: durationSchema.optional(),
+      })
+      .strict()
+      .default({}),
+    repositories: z.record(z.string().regex(NAME, 'a name of letters, digits, ".", "_" or "-"'), repositoryConfigSchema).default({}),
+    jobs: z.record(z.string().regex(NAME, 'a name of letters, digits, ".", "_" or "-"'), jobConfigSchema).default({}),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const refs: Array<[string[], string | undefined]> = [[['defaults', 'repository'], config.defaults.repository]];
+    for (const [name, job] of Object.entries(config.jobs)) refs.push([['jobs', name, 'repository'], job.repository]);
+    for (const [path, ref] of refs) {
+      if (ref !== undefined && !isRepositoryUrl(ref) && !(ref in config.repositories)) {
+        ctx.addIssue({ code: 'custom', path, message: `no repository named "${ref}" in "repositories" (and not a URL)` });
+      }
+    }
+  });
+export type Config = z.infer<typeof configSchema>;
+
+export function isRepositoryUrl(value: string): boolean {
+  return /^(file|s3|gs):\/\//.test(value) || value.startsWith('/') || value.startsWith('.');
+}

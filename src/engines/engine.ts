@@ -1,0 +1,58 @@
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { VerifyLevel, VerifyProblem } from '../repository/checker.ts';
+import type { Manifest } from '../repository/manifest.ts';
+import type { Repository } from '../repository/repository.ts';
+import type { SnapshotWriter } from '../repository/snapshot-writer.ts';
+
+/** A parsed, validated source. `uri` is redacted; `secrets` are the values to scrub from any message. */
+export interface Source {
+  engine: string;
+  uri: string;
+  options: Record<string, unknown>;
+  secrets: string[];
+}
+
+export interface EngineContext {
+  repo: Repository;
+  log: Logger;
+  concurrency: number;
+  signal?: AbortSignal;
+}
+
+export interface BackupContext extends EngineContext {
+  source: Source;
+  writer: SnapshotWriter;
+  /** The source's newest complete snapshot, for engines that back up incrementally. */
+  parent: Manifest | undefined;
+}
+
+export interface BackupResult {
+  engineDetails: Record<string, unknown>;
+}
+
+export interface RestoreTarget {
+  uri: string;
+  options: Record<string, unknown>;
+}
+
+export interface RestoreReport {
+  items: number;
+  bytes: number;
+  details: Record<string, unknown>;
+}
+
+/**
+ * The seam every engine implements (DESIGN.md). An engine owns its client library, writes its data
+ * through `ctx.writer`, and releases in `release` whatever it keeps outside the repository.
+ */
+export interface Engine {
+  readonly name: string;
+  readonly optionsSchema: z.ZodType<Record<string, unknown>>;
+  parseSource(uri: string, options: unknown): Source;
+  backup(ctx: BackupContext): Promise<BackupResult>;
+  /** Checks beyond the repository's own (which every snapshot gets): e.g. that external versions still exist. */
+  verify(ctx: EngineContext, manifest: Manifest, level: VerifyLevel): Promise<VerifyProblem[]>;
+  restore(ctx: EngineContext, manifest: Manifest, target: RestoreTarget): Promise<RestoreReport>;
+  release(ctx: EngineContext, manifest: Manifest): Promise<void>;
+}

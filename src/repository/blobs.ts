@@ -1,0 +1,148 @@
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import { MismatchError } from '../errors.ts';
+import { StorageError, type ObjectStore } from '../storage/object-store.ts';
+import { chunkStream, type ChunkingParams } from '../util/chunker.ts';
+import { compress, decompress, type Compression } from '../util/compress.ts';
+import { TaskPool } from '../util/concurrency.ts';
+import { newSha256, sha256Hex } from '../util/hash.ts';
+import { withRetry } from '../util/retry.ts';
+
+/** A reference to one stored blob: its content hash, plain size and stored (compressed) size. */
+export const blobRefSchema = z
+  .object({
+    id: z.string().regex(/^[0-9a-f]{64}$/, 'a blob id is a 64-character lowercase SHA-256'),
+    size: z.number().int().nonnegative(),
+    stored: z.number().int().nonnegative(),
+  })
+  .strict();
+export type BlobRef = z.infer<typeof blobRefSchema>;
+
+/** Content written as a run of blobs, plus the hash of the whole. */
+export interface StreamedContent {
+  size: number;
+  checksum: string;
+  blobs: BlobRef[];
+}
+
+/** Counters that tell how much a backup really sent, for reports and benchmarks. */
+export interface BlobStats {
+  blobsWritten: number;
+  blobsReused: number;
+  bytesWritten: number;
+  bytesReused: number;
+}
+
+export class BlobCorruptError extends MismatchError {
+  readonly blobId: string;
+  constructor(blobId: string, problem: string) {
+    super(`blob ${blobId} is corrupt: ${problem}`);
+    this.blobId = blobId;
+  }
+}
+
+export const BLOBS_PREFIX = 'blobs/';
+
+export function blobKey(id: string): string {
+  return `${BLOBS_PREFIX}${id.slice(0, 2)}/${id}`;
+}
+
+/** Content-addressed blobs: named by the SHA-256 of their plain content, compressed, written only if absent. */
+export class BlobStore {
+  readonly stats: BlobStats = { blobsWritten: 0, blobsReused: 0, bytesWritten: 0, bytesReused: 0 };
+  private readonly store: ObjectStore;
+  private readonly compression: Compression;
+  private readonly chunking: ChunkingParams;
+  private readonly concurrency: number;
+
+  constructor(store: ObjectStore, options: { compression: Compression; chunking: ChunkingParams; concurrency: number }) {
+    this.store = store;
+    this.compression = options.compression;
+    this.chunking = options.chunking;
+    this.concurrency = options.concurrency;
+  }
+
+  /** Stores one piece of content (at most a chunk's size) unless a blob with its hash is already there. */
+  async put(data: Buffer): Promise<BlobRef> {
+    const id = sha256Hex(data);
+    const key = blobKey(id);
+    const existing = await withRetry(() => this.store.head(key), { retryable: isTransient });
+    if (existing && existing.size > 0) {
+      this.stats.blobsReused++;
+      this.stats.bytesReused += data.length;
+      return { id, size: data.length, stored: existing.size };
+    }
+    const stored = await compress(data, this.compression);
+    // A lost race with another writer of the same content is fine: the blob there has the same bytes.
+    await withRetry(() => this.store.put(key, stored, { ifAbsent: true }), { retryable: isTransient });
+    this.stats.blobsWritten++;
+    this.stats.bytesWritten += stored.length;
+    return { id, size: data.length, stored: stored.length };
+  }
+
+  /** Reads a blob, decompresses it and checks it against its name; corruption is an error, never silent. */
+  async get(ref: BlobRef | string): Promise<Buffer> {
+    const id = typeof ref === 'string' ? ref : ref.id;
+    const stored = await withRetry(() => this.store.getBuffer(blobKey(id)), { retryable: isTransient });
+    let data: Buffer;
+    try {
+      data = await decompress(stored);
+    } catch (err) {
+      throw new BlobCorruptError(id, `cannot decompress (${(err as Error).message})`);
+    }
+    const actual = sha256Hex(data);
+    if (actual !== id) throw new BlobCorruptError(id, `content hash is ${actual}`);
+    if (typeof ref !== 'string' && data.length !== ref.size) throw new BlobCorruptError(id, `size ${data.length}, expected ${ref.size}`);
+    return data;
+  }
+
+  /**
+   * Splits a stream into content-defined chunks and stores each, with bounded concurrency.
+   * Memory stays at about (concurrency + 1) chunks whatever the stream's length.
+   */
+  async writeStream(source: AsyncIterable<Buffer | Uint8Array | string>): Promise<StreamedContent> {
+    const pool = new TaskPool(this.concurrency);
+    const whole = newSha256();
+    const blobs: BlobRef[] = [];
+    let size = 0;
+    for await (const chunk of chunkStream(source, this.chunking)) {
+      whole.update(chunk);
+      size += chunk.length;
+      const index = blobs.length;
+      blobs.push({ id: '', size: chunk.length, stored: 0 });
+      await pool.submit(async () => {
+        blobs[index] = await this.put(chunk);
+      });
+    }
+    await pool.drain();
+    return { size, checksum: `sha256:${whole.digest('hex')}`, blobs };
+  }
+
+  /** Streams content back from its blobs in order, each verified, reading one blob ahead. */
+  readStream(blobs: readonly BlobRef[]): Readable {
+    const self = this;
+    async function* generate(): AsyncGenerator<Buffer> {
+      let next: Promise<Buffer> | undefined = blobs[0] ? self.get(blobs[0]) : undefined;
+      for (let i = 0; i < blobs.length; i++) {
+        const current = next!;
+        // Start fetching the next blob while this one is consumed; swallow its rejection until awaited.
+        next = blobs[i + 1] ? self.get(blobs[i + 1]!) : undefined;
+        next?.catch(() => undefined);
+        yield await current;
+      }
+    }
+    return Readable.from(generate(), { objectMode: false });
+  }
+
+  async exists(ref: BlobRef): Promise<{ ok: true } | { ok: false; problem: string }> {
+    const info = await this.store.head(blobKey(ref.id));
+    if (!info) return { ok: false, problem: 'missing' };
+    if (info.size !== ref.stored) return { ok: false, problem: `stored size ${info.size}, expected ${ref.stored}` };
+    return { ok: true };
+  }
+}
+
+/** Storage errors worth another try: the network, not a missing bucket or a denied request. */
+export function isTransient(err: unknown): boolean {
+  return err instanceof StorageError && (err.kind === 'unreachable' || err.kind === 'other');
+}

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { DEFAULT_CHUNKING } from '../util/chunker.ts';
+
+/** `bak-repository.json`: what makes a folder or bucket prefix a bak repository, and how to read it. */
+export const REPOSITORY_FORMAT_VERSION = 1;
+export const MARKER_KEY = 'bak-repository.json';
+
+export const repositorySettingsSchema = z
+  .object({
+    compression: z.enum(['zstd', 'gzip', 'none']),
+    chunking: z
+      .object({ min: z.number().int().positive(), avg: z.number().int().positive(), max: z.number().int().positive() })
+      .strict(),
+  })
+  .strict();
+export type RepositorySettings = z.infer<typeof repositorySettingsSchema>;
+
+export const DEFAULT_REPOSITORY_SETTINGS: RepositorySettings = { compression: 'zstd', chunking: DEFAULT_CHUNKING };
+
+// Read loosely first, so that a newer format is reported as "newer", not as a schema error.
+export const markerHeaderSchema = z.object({ format: z.literal('bak-repository'), version: z.number().int() }).loose();
+
+export const markerSchema = z
+  .object({
+    format: z.literal('bak-repository'),
+    version: z.literal(REPOSITORY_FORMAT_VERSION),
+    id: z.string().min(1),
+    createdAt: z.iso.datetime(),
+    createdBy: z.string(),
+    settings: repositorySettingsSchema,
+  })
+  .strict();
+export type RepositoryMarker = z.infer<typeof markerSchema>;

@@ -1,0 +1,204 @@
+import { randomUUID } from 'node:crypto';
+import { BakError, ConfigError, UsageError } from '../errors.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { isNotFound, StorageError } from '../storage/object-store.ts';
+import { validateChunking } from '../util/chunker.ts';
+import { describeZodError } from '../util/validation.ts';
+import { BAK_VERSION } from '../version.ts';
+import { BlobStore } from './blobs.ts';
+import { acquireLock, type Lock, type LockKind, type LockOptions } from './locks.ts';
+import { manifestSchema, type Manifest } from './manifest.ts';
+import {
+  DEFAULT_REPOSITORY_SETTINGS,
+  MARKER_KEY,
+  markerHeaderSchema,
+  markerSchema,
+  REPOSITORY_FORMAT_VERSION,
+  type RepositoryMarker,
+  type RepositorySettings,
+} from './marker.ts';
+import { SnapshotWriter, type BeginSnapshotOptions } from './snapshot-writer.ts';
+
+export const SNAPSHOTS_PREFIX = 'snapshots/';
+
+export interface ManifestKey {
+  key: string;
+  id: string;
+  sourceKey: string;
+}
+
+export type ListedSnapshot = (ManifestKey & { manifest: Manifest }) | (ManifestKey & { error: string });
+
+export class ManifestUnreadableError extends BakError {
+  constructor(key: string, why: string) {
+    super(`manifest ${key} is unreadable: ${why}`);
+  }
+}
+
+export interface OpenOptions {
+  /** Uploads, downloads and checks in flight at once. */
+  concurrency?: number;
+}
+
+/** The snapshot repository on any ObjectStore: marker, blobs, manifests, locks. Knows nothing of engines. */
+export class Repository {
+  readonly store: ObjectStore;
+  readonly marker: RepositoryMarker;
+  readonly blobs: BlobStore;
+  readonly concurrency: number;
+
+  private constructor(store: ObjectStore, marker: RepositoryMarker, options: OpenOptions) {
+    this.store = store;
+    this.marker = marker;
+    this.concurrency = options.concurrency ?? 4;
+    this.blobs = new BlobStore(store, { ...marker.settings, concurrency: this.concurrency });
+  }
+
+  get description(): string {
+    return this.store.description;
+  }
+
+  static async init(store: ObjectStore, settings: RepositorySettings = DEFAULT_REPOSITORY_SETTINGS): Promise<Repository> {
+    validateChunking(settings.chunking);
+    await store.checkAccess();
+    const marker: RepositoryMarker = {
+      format: 'bak-repository',
+      version: REPOSITORY_FORMAT_VERSION,
+      id: randomUUID(),
+      createdAt: new Date().toISOString(),
+      createdBy: `bak ${BAK_VERSION}`,
+      settings,
+    };
+    const { created } = await store.put(MARKER_KEY, Buffer.from(`${JSON.stringify(marker, null, 2)}\n`), { ifAbsent: true });
+    if (!created) throw new UsageError(`a bak repository already exists at ${store.description}`);
+    return new Repository(store, marker, {});
+  }
+
+  static async open(store: ObjectStore, options: OpenOptions = {}): Promise<Repository> {
+    let raw: Buffer;
+    try {
+      raw = await store.getBuffer(MARKER_KEY);
+    } catch (err) {
+      if (isNotFound(err)) {
+        throw new UsageError(`no bak repository at ${store.description}`, { hint: `create one with: bak init ${store.description.split(' ')[0]}` });
+      }
+      throw err;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new ConfigError(`${store.description}/${MARKER_KEY} is not valid JSON`);
+    }
+    const header = markerHeaderSchema.safeParse(json);
+    if (!header.success) throw new ConfigError(`${store.description}/${MARKER_KEY} is not a bak repository marker:\n${describeZodError(header.error, json)}`);
+    if (header.data.version !== REPOSITORY_FORMAT_VERSION) {
+      throw new ConfigError(
+        `repository format version ${header.data.version} at ${store.description} is not supported by bak ${BAK_VERSION} (it reads version ${REPOSITORY_FORMAT_VERSION})`,
+        { hint: header.data.version > REPOSITORY_FORMAT_VERSION ? 'upgrade bak' : undefined },
+      );
+    }
+    const marker = markerSchema.safeParse(json);
+    if (!marker.success) throw new ConfigError(`${store.description}/${MARKER_KEY} is malformed:\n${describeZodError(marker.error, json)}`);
+    return new Repository(store, marker.data, options);
+  }
+
+  lock(kind: LockKind, options?: LockOptions): Promise<Lock> {
+    return acquireLock(this.store, kind, options);
+  }
+
+  /** Starts a snapshot under a shared lock; nothing is visible until `commit` writes the manifest. */
+  async beginSnapshot(options: BeginSnapshotOptions): Promise<SnapshotWriter> {
+    const lock = await this.lock('shared', { command: `backup ${options.source}` });
+    return new SnapshotWriter(this, lock, options);
+  }
+
+  async writeManifest(manifest: Manifest): Promise<string> {
+    const checked = manifestSchema.parse(manifest);
+    const key = manifestKey(checked.sourceKey, checked.id);
+    const { created } = await this.store.put(key, Buffer.from(`${JSON.stringify(checked)}\n`), { ifAbsent: true });
+    if (!created) throw new BakError(`snapshot ${checked.id} already exists`);
+    return key;
+  }
+
+  /** Manifest keys, streamed in key order (per source, then by time). */
+  async *listManifestKeys(): AsyncGenerator<ManifestKey> {
+    for await (const obj of this.store.list(SNAPSHOTS_PREFIX)) {
+      const parsed = parseManifestKey(obj.key);
+      if (parsed) yield parsed;
+    }
+  }
+
+  async readManifest(key: string): Promise<Manifest> {
+    let raw: Buffer;
+    try {
+      raw = await this.store.getBuffer(key);
+    } catch (err) {
+      if (err instanceof StorageError && err.kind === 'not-found') throw new ManifestUnreadableError(key, 'it no longer exists');
+      throw err;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new ManifestUnreadableError(key, `not valid JSON (${raw.length} bytes; truncated or corrupt?)`);
+    }
+    const parsed = manifestSchema.safeParse(json);
+    if (!parsed.success) throw new ManifestUnreadableError(key, describeZodError(parsed.error, json).replace(/\n/g, '; '));
+    return parsed.data;
+  }
+
+  /** Every snapshot with its manifest, or the reason its manifest cannot be read; one bad manifest hides no other. */
+  async *listSnapshots(): AsyncGenerator<ListedSnapshot> {
+    for await (const entry of this.listManifestKeys()) {
+      try {
+        yield { ...entry, manifest: await this.readManifest(entry.key) };
+      } catch (err) {
+        if (!(err instanceof ManifestUnreadableError)) throw err;
+        yield { ...entry, error: err.message };
+      }
+    }
+  }
+
+  /** The newest readable snapshot of one source with the given status, if any. */
+  async latestSnapshot(sourceKey: string, status: Manifest['status']): Promise<Manifest | undefined> {
+    // Keys of one source are few and sort by time; read manifests newest first until one fits.
+    const keys: string[] = [];
+    for await (const obj of this.store.list(`${SNAPSHOTS_PREFIX}${sourceKey}/`)) if (parseManifestKey(obj.key)) keys.push(obj.key);
+    for (const key of keys.reverse()) {
+      try {
+        const manifest = await this.readManifest(key);
+        if (manifest.status === status) return manifest;
+      } catch (err) {
+        if (!(err instanceof ManifestUnreadableError)) throw err;
+      }
+    }
+    return undefined;
+  }
+
+  /** Finds a snapshot by full id or unique prefix. */
+  async resolveSnapshot(idOrPrefix: string): Promise<{ key: string; manifest: Manifest }> {
+    if (idOrPrefix.trim() === '') throw new UsageError('empty snapshot id');
+    const matches: ManifestKey[] = [];
+    for await (const entry of this.listManifestKeys()) {
+      if (entry.id.startsWith(idOrPrefix)) matches.push(entry);
+      if (matches.length > 10) break;
+    }
+    if (matches.length === 0) throw new UsageError(`no snapshot matches "${idOrPrefix}" in ${this.description}`);
+    const exact = matches.find((m) => m.id === idOrPrefix);
+    if (!exact && matches.length > 1) {
+      throw new UsageError(`snapshot id "${idOrPrefix}" is ambiguous: it matches ${matches.map((m) => m.id).join(', ')}${matches.length > 10 ? ', …' : ''}`);
+    }
+    const match = exact ?? matches[0]!;
+    return { key: match.key, manifest: await this.readManifest(match.key) };
+  }
+}
+
+export function manifestKey(sourceKey: string, id: string): string {
+  return `${SNAPSHOTS_PREFIX}${sourceKey}/${id}.json`;
+}
+
+function parseManifestKey(key: string): ManifestKey | undefined {
+  const match = /^snapshots\/([^/]+)\/([^/]+)\.json$/.exec(key);
+  return match ? { key, sourceKey: match[1]!, id: match[2]! } : undefined;
+}

@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+
+/** Chunk size bounds for content-defined chunking, in bytes. */
+export interface ChunkingParams {
+  min: number;
+  avg: number;
+  max: number;
+}
+
+export const DEFAULT_CHUNKING: ChunkingParams = { min: 512 * 1024, avg: 2 * 1024 * 1024, max: 8 * 1024 * 1024 };
+
+// Gear table from SHA-256 of a fixed seed: deterministic across runs and machines, which dedup depends on.
+const GEAR = (() => {
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) table[i] = createHash('sha256').update(`bak-gear-${i}`).digest().readUInt32BE(0);
+  return table;
+})();
+
+function topBitsMask(bits: number): number {
+  return ((2 ** bits - 1) * 2 ** (32 - bits)) >>> 0;
+}
+
+export function validateChunking(p: ChunkingParams): void {
+  if (!(p.min > 0 && p.min <= p.avg && p.avg <= p.max)) throw new Error(`invalid chunking ${JSON.stringify(p)}: need 0 < min <= avg <= max`);
+}
+
+/**
+ * FastCDC-style content-defined chunking: cut points depend on the bytes around them, not on offsets,
+ * so an insertion early in a dump shifts only the chunks it touches and the rest still dedup.
+ * Memory: one chunk of at most `max` bytes plus the input buffer being scanned.
+ */
+export async function* chunkStream(source: AsyncIterable<Buffer | Uint8Array | string>, params: ChunkingParams = DEFAULT_CHUNKING): AsyncGenerator<Buffer> {
+  validateChunking(params);
+  const bits = Math.round(Math.log2(params.avg));
+  // Normalised chunking: harder to cut before the average size, easier after, which narrows the size spread.
+  const maskSmall = topBitsMask(Math.min(31, bits + 2));
+  const maskLarge = topBitsMask(Math.max(1, bits - 2));
+  // Reused for every chunk: what is yielded is a copy.
+  const chunk = Buffer.allocUnsafe(params.max);
+  let length = 0;
+  let hash = 0;
+
+  for await (const piece of source) {
+    let input = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    while (input.length > 0) {
+      const take = Math.min(input.length, params.max - length);
+      input.copy(chunk, length, 0, take);
+      input = input.subarray(take);
+      const scanFrom = Math.max(length, params.min);
+      length += take;
+      let cut = -1;
+      for (let i = scanFrom; i < length; i++) {
+        hash = ((hash << 1) + GEAR[chunk[i]!]!) >>> 0;
+        if ((hash & (i < params.avg ? maskSmall : maskLarge)) === 0) {
+          cut = i + 1;
+          break;
+        }
+      }
+      if (cut < 0 && length === params.max) cut = length;
+      if (cut >= 0) {
+        yield Buffer.from(chunk.subarray(0, cut));
+        // Bytes after the cut start the next chunk; rescan them from a fresh hash.
+        const rest = chunk.subarray(cut, length);
+        input = input.length === 0 ? Buffer.from(rest) : Buffer.concat([rest, input]);
+        length = 0;
+        hash = 0;
+      }
+    }
+  }
+  if (length > 0) yield Buffer.from(chunk.subarray(0, length));
+}
