@@ -97,5 +97,6 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 
 export function isRepositoryUrl(value: string): boolean {
-  return /^(file|s3|gs):\/\//.test(value) || value.startsWith('/') || value.startsWith('.');
+  // Any scheme counts as a URL here, so an unsupported one gets the storage layer's precise message.
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) || value.startsWith('/') || value.startsWith('.');
 }

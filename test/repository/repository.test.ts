@@ -1,0 +1,156 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/errors.ts';
+import { BlobCorruptError, blobKey } from '../../src/repository/blobs.ts';
+import { readIndex } from '../../src/repository/index-blobs.ts';
+import { acquireLock, LockConflictError } from '../../src/repository/locks.ts';
+import { ManifestUnreadableError, Repository } from '../../src/repository/repository.ts';
+import { LocalStore } from '../../src/storage/local.ts';
+
+let dir: string;
+let store: LocalStore;
+let repo: Repository;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'bak-repo-'));
+  store = new LocalStore(dir);
+  repo = await Repository.init(store);
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('blobs', () => {
+  it('stores identical content once and checks every read against its name', async () => {
+    const a = await repo.blobs.put(Buffer.from('same content'));
+    const b = await repo.blobs.put(Buffer.from('same content'));
+    expect(b).toEqual(a);
+    expect(repo.blobs.stats).toMatchObject({ blobsWritten: 1, blobsReused: 1 });
+    expect((await repo.blobs.get(a)).toString()).toBe('same content');
+
+    const other = await repo.blobs.put(Buffer.from('other content'));
+    await store.put(blobKey(a.id), await store.getBuffer(blobKey(other.id)));
+    await expect(repo.blobs.get(a)).rejects.toBeInstanceOf(BlobCorruptError);
+  });
+});
+
+describe('index blobs', () => {
+  const entries = (n: number, changed = -1) => Array.from({ length: n }, (_, i) => ({ key: `objects/${String(i).padStart(7, '0')}`, size: i === changed ? -1 : i * 7 }));
+
+  async function writeIndex(list: object[]) {
+    const writer = await repo.beginSnapshot({ engine: 'fixture-dir', source: 'dir:///x' });
+    const index = writer.openIndex('keys');
+    for (const e of list) await index.add(e);
+    const ref = await writer.closeIndex(index);
+    await writer.abort();
+    return ref;
+  }
+
+  it('streams entries back in order', async () => {
+    const list = entries(20_000);
+    const ref = await writeIndex(list);
+    expect(ref.count).toBe(20_000);
+    expect(ref.blobs.length).toBeGreaterThan(3);
+    const back: unknown[] = [];
+    for await (const e of readIndex(repo.blobs, ref)) back.push(e);
+    expect(back).toEqual(list);
+  });
+
+  it('a change in one entry changes only the chunk around it', async () => {
+    const first = await writeIndex(entries(50_000));
+    const second = await writeIndex(entries(50_000, 25_000));
+    const firstIds = new Set(first.blobs.map((b) => b.id));
+    const changed = second.blobs.filter((b) => !firstIds.has(b.id));
+    expect(second.blobs.length).toBeGreaterThan(5);
+    expect(changed.length).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('manifests and snapshot ids', () => {
+  async function commitAt(time: string) {
+    const writer = await repo.beginSnapshot({ engine: 'fixture-dir', source: 'dir:///x', now: new Date(time) });
+    await writer.addItem({ name: 'f', kind: 'file' }, [Buffer.from(time)]);
+    return writer.commit();
+  }
+
+  it('resolves unique prefixes and rejects ambiguous or unknown ones', async () => {
+    const a = await commitAt('2026-11-01T10:00:00Z');
+    const b = await commitAt('2026-11-01T11:00:00Z');
+    expect((await repo.resolveSnapshot(a.id.slice(0, 14) + '0')).manifest.id).toBe(a.id);
+    expect((await repo.resolveSnapshot(b.id)).manifest.id).toBe(b.id);
+    const ambiguous = repo.resolveSnapshot('2026-11-01T1');
+    await expect(ambiguous).rejects.toBeInstanceOf(UsageError);
+    await expect(repo.resolveSnapshot('2026-11-01T1')).rejects.toThrow(/ambiguous.*matches/);
+    await expect(repo.resolveSnapshot('1999')).rejects.toThrow(/no snapshot matches "1999"/);
+  });
+
+  it('never overwrites a manifest, and reports a malformed one by key', async () => {
+    const m = await commitAt('2026-11-02T10:00:00Z');
+    await expect(repo.writeManifest(m)).rejects.toThrow(/already exists/);
+    const key = `snapshots/${m.sourceKey}/${m.id}.json`;
+    await store.put(key, Buffer.from(JSON.stringify({ ...m, status: 'maybe' })));
+    const err = await repo.readManifest(key).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ManifestUnreadableError);
+    expect((err as Error).message).toContain('status');
+    expect((err as Error).message).toContain('"maybe"');
+  });
+
+  it('finds the newest complete snapshot of a source as the parent', async () => {
+    await commitAt('2026-11-03T10:00:00Z');
+    const newest = await commitAt('2026-11-03T12:00:00Z');
+    expect((await repo.latestSnapshot(newest.sourceKey, 'complete'))!.id).toBe(newest.id);
+    expect(await repo.latestSnapshot(newest.sourceKey, 'partial')).toBeUndefined();
+  });
+});
+
+describe('locks', () => {
+  it('shares shared locks, and keeps exclusive ones exclusive', async () => {
+    const s1 = await acquireLock(store, 'shared');
+    const s2 = await acquireLock(store, 'shared');
+    await expect(acquireLock(store, 'exclusive')).rejects.toBeInstanceOf(LockConflictError);
+    await s1.release();
+    await s2.release();
+    const x = await acquireLock(store, 'exclusive');
+    await expect(acquireLock(store, 'shared')).rejects.toThrow(/locked \(exclusive\)/);
+    await x.release();
+    (await acquireLock(store, 'shared')).release();
+  });
+
+  it('ignores a stale lock left by a crashed process', async () => {
+    const crashed = await acquireLock(store, 'exclusive', { ttlMs: 1000, now: () => new Date(Date.now() - 60_000) });
+    // Simulate the crash: the holder stops refreshing without releasing.
+    (crashed as unknown as { timer: NodeJS.Timeout }).timer.close();
+    const x = await acquireLock(store, 'exclusive');
+    await x.release();
+  });
+
+  it('refreshes a held lock before it expires', async () => {
+    const lock = await acquireLock(store, 'shared', { ttlMs: 3000 });
+    const first = lock.info.expiresAt;
+    await new Promise((r) => setTimeout(r, 1300));
+    const onDisk = JSON.parse((await store.getBuffer(`locks/${lock.info.id}.json`)).toString());
+    expect(Date.parse(onDisk.expiresAt)).toBeGreaterThan(Date.parse(first));
+    lock.assertHeld();
+    await lock.release();
+  });
+
+  it('a crashed snapshot writer leaves nothing visible', async () => {
+    const writer = await repo.beginSnapshot({ engine: 'fixture-dir', source: 'dir:///x' });
+    await writer.addItem({ name: 'f', kind: 'file' }, [Buffer.from('data')]);
+    await writer.abort();
+    const listed = [];
+    for await (const s of repo.listSnapshots()) listed.push(s);
+    expect(listed).toEqual([]);
+  });
+});
+
+describe('opening', () => {
+  it('refuses a folder that is not a repository, and a second init', async () => {
+    const empty = await mkdtemp(path.join(tmpdir(), 'bak-none-'));
+    await expect(Repository.open(new LocalStore(empty))).rejects.toThrow(/no bak repository/);
+    await expect(Repository.init(store)).rejects.toThrow(/already exists/);
+    await rm(empty, { recursive: true });
+  });
+});

@@ -1,0 +1,67 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { chunkStream, type ChunkingParams } from '../../src/util/chunker.ts';
+
+const params: ChunkingParams = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
+
+async function chunksOf(data: Buffer, pieceSize: number, p = params): Promise<Buffer[]> {
+  async function* pieces() {
+    for (let i = 0; i < data.length; i += pieceSize) yield data.subarray(i, i + pieceSize);
+  }
+  const out: Buffer[] = [];
+  for await (const c of chunkStream(pieces(), p)) out.push(c);
+  return out;
+}
+
+const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('content-defined chunking', () => {
+  const data = randomBytes(4 * 1024 * 1024);
+
+  it('reassembles to the input, with every chunk within bounds', async () => {
+    const chunks = await chunksOf(data, 65536);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    chunks.slice(0, -1).forEach((c) => {
+      expect(c.length).toBeGreaterThanOrEqual(params.min);
+      expect(c.length).toBeLessThanOrEqual(params.max);
+    });
+    const mean = data.length / chunks.length;
+    expect(mean).toBeGreaterThan(params.min);
+    expect(mean).toBeLessThan(params.max);
+  });
+
+  it('cuts at the same places whatever the read sizes', async () => {
+    const a = (await chunksOf(data, 65536)).map(digest);
+    const b = (await chunksOf(data, 1000)).map(digest);
+    const c = (await chunksOf(data, 3 * 1024 * 1024)).map(digest);
+    expect(b).toEqual(a);
+    expect(c).toEqual(a);
+  });
+
+  it('an insertion near the start changes only the chunks around it', async () => {
+    const before = (await chunksOf(data, 65536)).map(digest);
+    const edited = Buffer.concat([data.subarray(0, 100_000), Buffer.from('inserted bytes'), data.subarray(100_000)]);
+    const after = (await chunksOf(edited, 65536)).map(digest);
+    const shared = after.filter((d) => before.includes(d)).length;
+    expect(shared).toBeGreaterThanOrEqual(before.length - 3);
+  });
+
+  it('handles empty input, and input shorter than the minimum', async () => {
+    expect(await chunksOf(Buffer.alloc(0), 10)).toEqual([]);
+    const small = randomBytes(1000);
+    const chunks = await chunksOf(small, 100);
+    expect(chunks).toHaveLength(1);
+    expect(chunks[0]!.equals(small)).toBe(true);
+  });
+
+  it('cuts at max on data with no natural cut point', async () => {
+    const zeros = Buffer.alloc(1024 * 1024);
+    const chunks = await chunksOf(zeros, 65536);
+    expect(Buffer.concat(chunks).equals(zeros)).toBe(true);
+    chunks.slice(0, -1).forEach((c) => expect(c.length).toBeLessThanOrEqual(params.max));
+  });
+
+  it('rejects inconsistent parameters', async () => {
+    await expect(chunksOf(data, 10, { min: 10, avg: 5, max: 20 })).rejects.toThrow(/invalid chunking/);
+  });
+});
