@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { MismatchError } from '../errors.ts';
 import { StorageError, type ObjectStore } from '../storage/object-store.ts';
-import { chunkStream, type ChunkingParams } from '../util/chunker.ts';
+import { chunkStream, type ByteSource, type ChunkingParams } from '../util/chunker.ts';
 import { compress, decompress, type Compression } from '../util/compress.ts';
 import { TaskPool } from '../util/concurrency.ts';
 import { newSha256, sha256Hex } from '../util/hash.ts';
@@ -100,7 +100,7 @@ export class BlobStore {
    * Splits a stream into content-defined chunks and stores each, with bounded concurrency.
    * Memory stays at about (concurrency + 1) chunks whatever the stream's length.
    */
-  async writeStream(source: AsyncIterable<Buffer | Uint8Array | string>): Promise<StreamedContent> {
+  async writeStream(source: ByteSource): Promise<StreamedContent> {
     const pool = new TaskPool(this.concurrency);
     const whole = newSha256();
     const blobs: BlobRef[] = [];

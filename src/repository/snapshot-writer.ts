@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import type { ByteSource } from '../util/chunker.ts';
 import { newSnapshotId } from '../util/ids.ts';
 import { redactUri } from '../util/redact.ts';
 import { BAK_VERSION } from '../version.ts';
@@ -58,7 +59,7 @@ export class SnapshotWriter {
   }
 
   /** Streams one item's content into blobs and records it. */
-  async addItem(info: ItemInfo, content: AsyncIterable<Buffer | Uint8Array | string>): Promise<ManifestItem> {
+  async addItem(info: ItemInfo, content: ByteSource): Promise<ManifestItem> {
     this.assertOpen();
     const written = await this.repo.blobs.writeStream(content);
     const item: ManifestItem = { ...info, bytes: written.size, checksum: written.checksum, blobs: written.blobs };

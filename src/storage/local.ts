@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +14,7 @@ export class LocalStore implements ObjectStore {
   readonly description: string;
   readonly atomicCreateOnly = true;
   readonly root: string;
+  private rootChecked = false;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -26,18 +27,27 @@ export class LocalStore implements ObjectStore {
   }
 
   async checkAccess(): Promise<void> {
+    let st: import('node:fs').Stats;
     try {
-      const st = await fs.stat(this.root);
-      if (!st.isDirectory()) throw new StorageError('bucket-missing', `${this.root} is not a directory`);
-      await fs.access(this.root, fs.constants.R_OK | fs.constants.W_OK);
+      st = await fs.stat(this.root);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StorageError('bucket-missing', `folder ${this.root} does not exist`);
       throw mapFsError(err, this.root);
     }
+    if (!st.isDirectory()) throw new StorageError('bucket-missing', `${this.root} is not a directory`);
+    await fs.access(this.root, fs.constants.R_OK | fs.constants.W_OK).catch((err) => {
+      throw mapFsError(err, this.root);
+    });
   }
 
   async put(key: string, body: Buffer | Readable, options: PutOptions = {}): Promise<{ created: boolean }> {
     const target = this.pathOf(key);
     const tmpDir = path.join(this.root, TMP_DIR);
+    // Never create the root itself: a missing root is an unmounted disk or a typo, not a place to fill.
+    if (!this.rootChecked) {
+      await this.checkAccess();
+      this.rootChecked = true;
+    }
     await fs.mkdir(tmpDir, { recursive: true }).catch((err) => {
       throw mapFsError(err, this.root);
     });
@@ -71,7 +81,8 @@ export class LocalStore implements ObjectStore {
     const handle = await fs.open(file, 'r').catch((err) => {
       throw mapFsError(err, key);
     });
-    return createReadStream('', { fd: handle.fd, autoClose: true });
+    // The stream must own the FileHandle: a bare fd lets the handle be garbage-collected, closing the fd mid-read (EBADF).
+    return handle.createReadStream();
   }
 
   async getBuffer(key: string): Promise<Buffer> {
@@ -106,7 +117,7 @@ export class LocalStore implements ObjectStore {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        if (dirKey === '') throw mapFsError(err, this.root);
+        if (dirKey === '') throw new StorageError('bucket-missing', `folder ${this.root} does not exist`);
         return;
       }
       throw mapFsError(err, dirKey);

@@ -67,3 +67,31 @@ export function assertValidKey(key: string): void {
     throw new StorageError('other', `invalid object key: ${JSON.stringify(key)}`);
   }
 }
+
+/** Socket-level failure codes meaning the server could not be reached at all (TimeoutError: the SDK's connect timeout). */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'TimeoutError']);
+
+/** The connection failure code in err or its causes (AggregateError from happy-eyeballs included), else undefined. */
+export function connectionErrorCode(err: unknown, depth = 0): string | undefined {
+  if (err === null || typeof err !== 'object' || depth > 4) return undefined;
+  const e = err as { code?: unknown; name?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) return e.code;
+  if (typeof e.name === 'string' && CONNECTION_CODES.has(e.name)) return e.name;
+  for (const inner of [e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]) {
+    const code = connectionErrorCode(inner, depth + 1);
+    if (code) return code;
+  }
+  return undefined;
+}
+
+/** An endpoint URL fit for messages: any user:password part removed. */
+export function safeEndpoint(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    url.username = '';
+    url.password = '';
+    return url.toString().replace(/\/$/, '');
+  } catch {
+    return endpoint.replace(/\/\/[^@/]*@/, '//');
+  }
+}

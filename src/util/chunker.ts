@@ -7,6 +7,9 @@ export interface ChunkingParams {
   max: number;
 }
 
+/** Anything that yields bytes: a Readable, an async generator, or a plain array of buffers. */
+export type ByteSource = AsyncIterable<Buffer | Uint8Array | string> | Iterable<Buffer | Uint8Array | string>;
+
 export const DEFAULT_CHUNKING: ChunkingParams = { min: 512 * 1024, avg: 2 * 1024 * 1024, max: 8 * 1024 * 1024 };
 
 // Gear table from SHA-256 of a fixed seed: deterministic across runs and machines, which dedup depends on.
@@ -29,7 +32,7 @@ export function validateChunking(p: ChunkingParams): void {
  * so an insertion early in a dump shifts only the chunks it touches and the rest still dedup.
  * Memory: one chunk of at most `max` bytes plus the input buffer being scanned.
  */
-export async function* chunkStream(source: AsyncIterable<Buffer | Uint8Array | string>, params: ChunkingParams = DEFAULT_CHUNKING): AsyncGenerator<Buffer> {
+export async function* chunkStream(source: ByteSource, params: ChunkingParams = DEFAULT_CHUNKING): AsyncGenerator<Buffer> {
   validateChunking(params);
   const bits = Math.round(Math.log2(params.avg));
   // Normalised chunking: harder to cut before the average size, easier after, which narrows the size spread.

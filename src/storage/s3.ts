@@ -1,0 +1,239 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import {
+  assertValidKey,
+  connectionErrorCode,
+  safeEndpoint,
+  StorageError,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+} from './object-store.ts';
+import type { StoreSettings } from './open.ts';
+
+/** 8 MiB parts: few requests for big objects, and at most queueSize × 8 MiB held in memory while uploading. */
+const PART_SIZE = 8 * 1024 * 1024;
+const PAGE_SIZE = 1000;
+
+/** S3 and S3-compatible servers (MinIO, Ceph, R2 …). Keys live under `prefix` ('' or ending in '/'). */
+export class S3Store implements ObjectStore {
+  readonly description: string;
+  readonly atomicCreateOnly = true;
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly client: S3Client;
+  private readonly endpoint: string;
+  private readonly queueSize: number;
+
+  constructor(bucket: string, prefix: string, settings: StoreSettings) {
+    this.bucket = bucket;
+    this.prefix = prefix;
+    this.queueSize = settings.uploadConcurrency ?? 4;
+    const region = settings.region ?? 'us-east-1';
+    this.endpoint = settings.endpoint ? safeEndpoint(settings.endpoint) : `https://s3.${region}.amazonaws.com`;
+    this.description = `s3://${bucket}/${prefix} (endpoint ${this.endpoint})`;
+    const config: S3ClientConfig = {
+      region,
+      forcePathStyle: settings.forcePathStyle ?? false,
+      maxAttempts: settings.maxAttempts ?? 3,
+      // A dead endpoint should fail in seconds, not hang; no socket idle limit so slow large transfers survive.
+      requestHandler: { connectionTimeout: 10_000 },
+    };
+    if (settings.endpoint) config.endpoint = settings.endpoint;
+    if (settings.accessKeyId && settings.secretAccessKey) {
+      config.credentials = {
+        accessKeyId: settings.accessKeyId,
+        secretAccessKey: settings.secretAccessKey,
+        ...(settings.sessionToken ? { sessionToken: settings.sessionToken } : {}),
+      };
+    }
+    if (settings.checksums === 'when-required') {
+      // Servers like Ceph, R2 and older MinIO reject the CRC checksums and aws-chunked trailers newer SDKs send by default.
+      config.requestChecksumCalculation = 'WHEN_REQUIRED';
+      config.responseChecksumValidation = 'WHEN_REQUIRED';
+    }
+    this.client = new S3Client(config);
+  }
+
+  private keyOf(key: string): string {
+    assertValidKey(key);
+    return this.prefix + key;
+  }
+
+  async checkAccess(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      // HeadBucket has no body, so a missing bucket shows only as a bare 404.
+      throw this.mapError(err, undefined, 'check access to', { notFound: 'bucket-missing' });
+    }
+  }
+
+  async put(key: string, body: Buffer | Readable, options: PutOptions = {}): Promise<{ created: boolean }> {
+    const Key = this.keyOf(key);
+    const params = {
+      Bucket: this.bucket,
+      Key,
+      ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}),
+    };
+    try {
+      if (Buffer.isBuffer(body)) {
+        await this.client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: body.length }));
+      } else {
+        // Upload reads the stream part by part (multipart above 8 MiB), so a stream is never held whole.
+        const upload = new Upload({
+          client: this.client,
+          params: { ...params, Body: body, ...(options.contentLength !== undefined ? { ContentLength: options.contentLength } : {}) },
+          partSize: PART_SIZE,
+          queueSize: this.queueSize,
+        });
+        await upload.done();
+      }
+      return { created: true };
+    } catch (err) {
+      if (options.ifAbsent && isPreconditionFailure(err)) return { created: false };
+      throw this.mapError(err, key, 'put');
+    }
+  }
+
+  async get(key: string): Promise<Readable> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+      // In Node the body is an http.IncomingMessage, i.e. a Readable.
+      return out.Body as Readable;
+    } catch (err) {
+      throw this.mapError(err, key, 'get', { notFound: 'not-found' });
+    }
+  }
+
+  async getBuffer(key: string): Promise<Buffer> {
+    const stream = await this.get(key);
+    try {
+      return await buffer(stream);
+    } catch (err) {
+      throw this.mapError(err, key, 'read');
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+      return { key, size: out.ContentLength ?? 0, modified: out.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw this.mapError(err, key, 'head');
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            MaxKeys: PAGE_SIZE,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        );
+      } catch (err) {
+        throw this.mapError(err, undefined, `list ${JSON.stringify(prefix)} in`, { notFound: 'bucket-missing' });
+      }
+      for (const obj of page.Contents ?? []) {
+        if (obj.Key === undefined) continue;
+        yield { key: obj.Key.slice(this.prefix.length), size: obj.Size ?? 0, modified: obj.LastModified ?? new Date(0) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      // S3 DeleteObject already succeeds for a missing key.
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+    } catch (err) {
+      if (statusOf(err) === 404 && errorName(err) !== 'NoSuchBucket') return;
+      throw this.mapError(err, key, 'delete');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private mapError(
+    err: unknown,
+    key: string | undefined,
+    action: string,
+    opts: { notFound?: 'not-found' | 'bucket-missing' } = {},
+  ): StorageError {
+    if (err instanceof StorageError) return err;
+    const where = key === undefined ? `s3://${this.bucket}/${this.prefix}` : `s3://${this.bucket}/${this.prefix}${key}`;
+    const via = `(endpoint ${this.endpoint})`;
+    const name = errorName(err);
+    const status = statusOf(err);
+    const conn = connectionErrorCode(err);
+    if (conn) {
+      return new StorageError('unreachable', `cannot ${action} ${where}: S3 endpoint ${this.endpoint} is unreachable (${conn})`, {
+        cause: err,
+        hint: 'check the endpoint URL and that the server is running',
+      });
+    }
+    if (name === 'NoSuchBucket' || (opts.notFound === 'bucket-missing' && status === 404)) {
+      return new StorageError('bucket-missing', `cannot ${action} ${where}: bucket '${this.bucket}' does not exist ${via}`, { cause: err });
+    }
+    if (name === 'NoSuchKey' || (opts.notFound === 'not-found' && status === 404)) {
+      return new StorageError('not-found', `not found: ${where} ${via}`, { cause: err });
+    }
+    if (
+      status === 403 ||
+      status === 401 ||
+      name === 'AccessDenied' ||
+      name === 'InvalidAccessKeyId' ||
+      name === 'SignatureDoesNotMatch' ||
+      name === 'Forbidden' ||
+      name === 'CredentialsProviderError'
+    ) {
+      const why = name && name !== 'Unknown' && name !== 'Forbidden' ? name : `HTTP ${status ?? 403}`;
+      return new StorageError('access-denied', `access denied: cannot ${action} ${where} ${via}: ${why}`, {
+        cause: err,
+        hint: 'check the access key, secret and bucket policy',
+      });
+    }
+    if (status === 412) {
+      return new StorageError('precondition-failed', `precondition failed: cannot ${action} ${where} ${via}`, { cause: err });
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    return new StorageError('other', `cannot ${action} ${where} ${via}: ${name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${message}`, {
+      cause: err,
+    });
+  }
+}
+
+function errorName(err: unknown): string | undefined {
+  return err instanceof Error ? err.name : undefined;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+/** 412 is the standard answer to If-None-Match: *; 409 ConditionalRequestConflict comes when a concurrent create races. */
+function isPreconditionFailure(err: unknown): boolean {
+  const name = errorName(err);
+  const status = statusOf(err);
+  return status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict';
+}
