@@ -3,7 +3,9 @@ import { BakError, ExitCode } from '../errors.ts';
 import { BAK_VERSION } from '../version.ts';
 import { CliContext } from './context.ts';
 import { registerConfigCommands } from './commands/config.ts';
+import { registerGc } from './commands/gc.ts';
 import { registerInit } from './commands/init.ts';
+import { registerPin } from './commands/pin.ts';
 import { registerShow } from './commands/show.ts';
 import { registerSnapshots } from './commands/snapshots.ts';
 import { registerUnlock } from './commands/unlock.ts';
@@ -50,6 +52,8 @@ export function buildProgram(): Command {
   registerSnapshots(program);
   registerShow(program);
   registerVerify(program);
+  registerGc(program);
+  registerPin(program);
   registerConfigCommands(program);
   registerUnlock(program);
 

@@ -50,7 +50,10 @@ export const retentionSchema = z
     minKeep: z.number().int().nonnegative().optional(),
     timeZone: z.string().optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => Object.keys(r).some((k) => k !== 'minKeep' && k !== 'timeZone'), {
+    message: 'needs at least one keep rule (keepLast, keepDaily, keepWithin, maxAgeDays …); minKeep alone is a floor, not a rule',
+  });
 export type RetentionConfig = z.infer<typeof retentionSchema>;
 
 export const jobConfigSchema = z

@@ -29,6 +29,8 @@ export interface BackupContext extends EngineContext {
 
 export interface BackupResult {
   engineDetails: Record<string, unknown>;
+  /** Set when the snapshot references data outside the repository (S3 versions, BigQuery copies …). */
+  externalData?: boolean;
 }
 
 export interface RestoreTarget {

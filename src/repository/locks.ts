@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { BakError } from '../errors.ts';
+import { BakError, ExitCode } from '../errors.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 
 export const LOCKS_PREFIX = 'locks/';
@@ -26,13 +27,15 @@ export interface LockOptions {
   ttlMs?: number;
   command?: string;
   now?: () => Date;
+  /** Keep trying this long while another process holds a conflicting lock (default: fail at once). */
+  waitMs?: number;
 }
 
 const DEFAULT_TTL_MS = 10 * 60 * 1000;
 
 export class LockConflictError extends BakError {
   constructor(message: string) {
-    super(message, 1, { hint: "if the process holding it is gone, wait for the lock to expire or run 'bak unlock'" });
+    super(message, ExitCode.failed, { hint: "if the process holding it is gone, wait for the lock to expire or run 'bak unlock'" });
   }
 }
 
@@ -81,8 +84,19 @@ function lockKey(id: string): string {
   return `${LOCKS_PREFIX}${id}.json`;
 }
 
+/** Expired, or held by a process of this host that no longer exists (a crash here need not wait for expiry). */
 export function isStale(lock: LockInfo, now: Date = new Date()): boolean {
-  return Date.parse(lock.expiresAt) < now.getTime();
+  if (Date.parse(lock.expiresAt) < now.getTime()) return true;
+  return lock.host === hostname() && lock.pid !== process.pid && !processAlive(lock.pid);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export type ListedLock = { key: string; info: LockInfo } | { key: string; error: string };
@@ -106,6 +120,18 @@ export async function* listLocks(store: ObjectStore): AsyncGenerator<ListedLock>
  * and back off if any live one conflicts. Two writers racing both see each other, so both back off: safe.
  */
 export async function acquireLock(store: ObjectStore, kind: LockKind, options: LockOptions = {}): Promise<Lock> {
+  const deadline = Date.now() + (options.waitMs ?? 0);
+  for (;;) {
+    try {
+      return await tryAcquireLock(store, kind, options);
+    } catch (err) {
+      if (!(err instanceof LockConflictError) || Date.now() >= deadline) throw err;
+      await sleep(Math.min(2000, Math.max(100, deadline - Date.now())) * (0.5 + Math.random() / 2));
+    }
+  }
+}
+
+async function tryAcquireLock(store: ObjectStore, kind: LockKind, options: LockOptions): Promise<Lock> {
   const now = options.now?.() ?? new Date();
   const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
   const info: LockInfo = {

@@ -42,6 +42,8 @@ export const manifestSchema = z
     indexes: z.array(indexRefSchema),
     failures: z.array(z.object({ item: z.string(), error: z.string() }).strict()),
     engineDetails: z.record(z.string(), z.unknown()),
+    /** True when the snapshot references data kept outside the repository, which the engine's release must free. */
+    externalData: z.boolean(),
     totals: z
       .object({
         items: z.number().int().nonnegative(),

@@ -89,7 +89,7 @@ export class SnapshotWriter {
   }
 
   /** Writes the manifest (the moment the snapshot becomes visible) and releases the lock. */
-  async commit(options: { status?: SnapshotStatus; engineDetails?: Record<string, unknown> } = {}): Promise<Manifest> {
+  async commit(options: { status?: SnapshotStatus; engineDetails?: Record<string, unknown>; externalData?: boolean } = {}): Promise<Manifest> {
     this.assertOpen();
     this.lock.assertHeld();
     const stats = this.repo.blobs.stats;
@@ -115,6 +115,7 @@ export class SnapshotWriter {
       indexes: this.indexes,
       failures: this.failures,
       engineDetails: options.engineDetails ?? {},
+      externalData: options.externalData ?? false,
       totals: {
         items: this.items.length,
         bytes: this.items.reduce((sum, i) => sum + i.bytes, 0),

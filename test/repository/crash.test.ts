@@ -60,7 +60,7 @@ describe.each(BACKENDS)('a backup killed mid-snapshot on %s', (backend) => {
     expect(ls.code, ls.stderr).toBe(0);
     const listed = JSON.parse(ls.stdout) as { snapshots: Array<{ id: string }>; unreadable: number };
     expect(listed.snapshots.map((s) => s.id)).toEqual([good.id]);
-    expect(listed.unreadable).toBe(0);
+    expect(listed.unreadable, ls.stdout).toBe(0);
 
     const verify = await cli(['verify', '--all', '--level', 'data']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
