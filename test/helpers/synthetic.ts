@@ -8,13 +8,13 @@ import type { Repository } from '../../src/repository/repository.ts';
  */
 export async function commitSynthetic(
   repo: Repository,
-  options: { at: Date; source?: string; job?: string | null; unique?: number; status?: Manifest['status'] },
+  options: { at: Date; source?: string; job?: string | null; unique?: number; entries?: number; status?: Manifest['status'] },
 ): Promise<Manifest> {
   const writer = await repo.beginSnapshot({ engine: 'fixture-dir', source: options.source ?? 'dir:///synthetic', job: options.job === undefined ? 'nightly' : options.job, now: options.at });
   await writer.addItem({ name: 'shared.txt', kind: 'file' }, [Buffer.from('the same in every snapshot\n')]);
   await writer.addItem({ name: 'own.bin', kind: 'file' }, [randomBytes(options.unique ?? 4096)]);
   const index = writer.openIndex('files');
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < (options.entries ?? 3); i++) {
     const written = await repo.blobs.writeStream([randomBytes(512)]);
     await index.add({ name: `entry-${i}`, size: written.size, checksum: written.checksum, blobs: written.blobs });
   }
