@@ -55,6 +55,9 @@ describe('retention policy', () => {
     expect(newest.reasons).toEqual(['daily 2026-12-05', 'weekly 2026-W49', 'monthly 2026-12']);
     expect(result.find((d) => d.id === '2026-01-31T02:00:00.000Z')!.reasons).toEqual(['monthly 2026-01']);
     expect(result.find((d) => d.id === '2025-12-31T02:00:00.000Z')!.keep).toBe(false);
+    // Backups stop: three months later the same snapshots are kept, nothing ages out.
+    const later = applyPolicy(history(nightly), { keepDaily: 7, keepWeekly: 4, keepMonthly: 12, minKeep: 3 }, new Date('2027-03-06T03:00:00Z'));
+    expect(later.filter((d) => d.keep).map((d) => d.id)).toEqual(keptIds.map((d) => d.id));
   });
 
   describe('time zones and week boundaries', () => {
@@ -87,6 +90,10 @@ describe('retention policy', () => {
     it('rejects unknown time zones', () => {
       expect(() => kept(history(times), { keepDaily: 1, timeZone: 'Mars/Olympus' })).toThrow(/unknown time zone/);
     });
+  });
+
+  it('maxAgeDays with minKeep: a month without backups leaves the newest minKeep, never zero', () => {
+    expect(kept(history(daily), { maxAgeDays: 30, minKeep: 3 }, '2026-05-01T00:00:00Z')).toEqual(daily.slice(-3));
   });
 
   describe('minKeep is a floor over everything', () => {
