@@ -3,18 +3,16 @@
 // Usage: node bench/storage-stream.ts [MiB ...]   (default 200; needs: bash scripts/servers/start.sh minio gcs)
 import { CreateBucketCommand, DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { Storage } from '@google-cloud/storage';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import type { StoreSettings } from '../src/storage/open.ts';
+import { runProbe as probe } from '../test/helpers/probe.ts';
 import { requireServer } from '../test/helpers/servers.ts';
 
 const MiB = 1024 * 1024;
-const PROBE = path.resolve(import.meta.dirname, '../test/fixtures/stream-probe.ts');
 
 interface Backend {
   name: string;
@@ -22,14 +20,6 @@ interface Backend {
   cleanup(): Promise<void>;
 }
 
-interface ProbeResult {
-  bytes: number;
-  sha256Match: boolean;
-  maxRssBytes: number;
-  seconds: number;
-  putSeconds: number;
-  getSeconds: number;
-}
 
 async function localBackend(): Promise<Backend> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bak-bench-'));
@@ -62,10 +52,6 @@ async function gcsBackend(bucket: string): Promise<Backend> {
   };
 }
 
-async function probe(settings: StoreSettings, bytes: number): Promise<ProbeResult> {
-  const { stdout } = await promisify(execFile)(process.execPath, [PROBE, JSON.stringify(settings), String(bytes)]);
-  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as ProbeResult;
-}
 
 async function main(): Promise<void> {
   const sizes = process.argv.slice(2).map(Number);

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pkg from '../../package.json' with { type: 'json' };
+import { minioStoreSettings } from '../helpers/backends.ts';
 import { runBak, writeConfig } from '../helpers/cli.ts';
 import { requireServer } from '../helpers/servers.ts';
 
@@ -123,15 +124,7 @@ describe('bad repositories', () => {
     const minio = await requireServer('minio');
     const config = await writeConfig({
       repositories: {
-        gone: {
-          url: 's3://no-such-bucket-bak/x',
-          endpoint: minio.endpoint,
-          region: minio.region,
-          forcePathStyle: true,
-          checksums: 'when-required',
-          accessKeyId: minio.accessKeyId,
-          secretAccessKey: minio.secretAccessKey,
-        },
+        gone: minioStoreSettings(minio, 's3://no-such-bucket-bak/x'),
       },
     });
     const init = await runBak(['--config', config, 'init', 'gone']);

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Storage } from '@google-cloud/storage';
 import type { StoreSettings } from '../../src/storage/open.ts';
-import { requireServer } from './servers.ts';
+import { requireServer, type ServersEnv } from './servers.ts';
 
 export type BackendName = 'local' | 'minio' | 'gcs';
 export const BACKENDS: BackendName[] = ['local', 'minio', 'gcs'];
@@ -26,7 +26,7 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
 
-export function minioClient(minio: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string }): S3Client {
+export function minioClient(minio: ServersEnv['minio']): S3Client {
   return new S3Client({
     endpoint: minio.endpoint,
     region: minio.region,
@@ -35,6 +35,19 @@ export function minioClient(minio: { endpoint: string; region: string; accessKey
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+}
+
+/** Store settings for a MinIO bucket/prefix, the way bak is configured for S3-compatible servers. */
+export function minioStoreSettings(minio: ServersEnv['minio'], url: string): StoreSettings {
+  return {
+    url,
+    endpoint: minio.endpoint,
+    region: minio.region,
+    forcePathStyle: true,
+    checksums: 'when-required',
+    accessKeyId: minio.accessKeyId,
+    secretAccessKey: minio.secretAccessKey,
+  };
 }
 
 export async function makeLocation(backend: BackendName, prefix = 'repo'): Promise<TestLocation> {
@@ -59,15 +72,7 @@ export async function makeLocation(backend: BackendName, prefix = 'repo'): Promi
       const url = `s3://${bucket}/${prefix}`;
       return {
         backend,
-        settings: {
-          url,
-          endpoint: minio.endpoint,
-          region: minio.region,
-          forcePathStyle: true,
-          checksums: 'when-required',
-          accessKeyId: minio.accessKeyId,
-          secretAccessKey: minio.secretAccessKey,
-        },
+        settings: minioStoreSettings(minio, url),
         configEntry: {
           url,
           endpoint: minio.endpoint,

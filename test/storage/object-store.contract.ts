@@ -1,13 +1,12 @@
 // One contract suite for every ObjectStore backend (as unstorage does for its drivers): the same cases, run unchanged.
 import { createHash, randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it as vitestIt } from 'vitest';
 import { StorageError, type ObjectInfo, type ObjectStore, type StorageErrorKind } from '../../src/storage/object-store.ts';
 import { openStore, type StoreSettings } from '../../src/storage/open.ts';
+import { runProbe } from '../helpers/probe.ts';
 
 const MiB = 1024 * 1024;
 
@@ -276,26 +275,6 @@ export function objectStoreContract(name: string, backend: ContractBackend): voi
  * before a full GC. Measured growth: 25-90 MiB; buffering the object whole grows it by 350 MiB or more.
  */
 const ALLOWED_GROWTH = 128 * MiB;
-
-export interface ProbeResult {
-  bytes: number;
-  sha256Match: boolean;
-  maxRssBytes: number;
-  seconds: number;
-  putSeconds: number;
-  getSeconds: number;
-}
-
-const PROBE = path.resolve(import.meta.dirname, '../fixtures/stream-probe.ts');
-
-/** Runs test/fixtures/stream-probe.ts in a child process so its peak RSS is this transfer's alone. */
-export async function runProbe(settings: StoreSettings, bytes: number): Promise<ProbeResult> {
-  const { stdout } = await promisify(execFile)(process.execPath, [PROBE, JSON.stringify(settings), String(bytes)], {
-    maxBuffer: 1024 * 1024,
-  });
-  const line = stdout.trim().split('\n').at(-1) ?? '';
-  return JSON.parse(line) as ProbeResult;
-}
 
 function streamOf(chunks: Buffer[]): Readable {
   return Readable.from(chunks, { objectMode: false });

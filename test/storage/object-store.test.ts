@@ -14,6 +14,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { minioClient, minioStoreSettings } from '../helpers/backends.ts';
 import { requireServer, type ServersEnv } from '../helpers/servers.ts';
 import { objectStoreContract } from './object-store.contract.ts';
 
@@ -40,27 +41,12 @@ objectStoreContract('local', {
 let minio: ServersEnv['minio'];
 let s3Bucket = '';
 let s3Admin: S3Client;
-const minioSettings = (bucket: string, prefix: string) => ({
-  url: `s3://${bucket}/${prefix}`,
-  endpoint: minio.endpoint,
-  region: minio.region,
-  forcePathStyle: true,
-  checksums: 'when-required' as const,
-  accessKeyId: minio.accessKeyId,
-  secretAccessKey: minio.secretAccessKey,
-});
+const minioSettings = (bucket: string, prefix: string) => minioStoreSettings(minio, `s3://${bucket}/${prefix}`);
 objectStoreContract('MinIO (s3)', {
   async setup() {
     minio = await requireServer('minio');
     s3Bucket = runId();
-    s3Admin = new S3Client({
-      endpoint: minio.endpoint,
-      region: minio.region,
-      forcePathStyle: true,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey },
-    });
+    s3Admin = minioClient(minio);
     await s3Admin.send(new CreateBucketCommand({ Bucket: s3Bucket }));
     // Versioned like the buckets the s3 engine's version mode reads: deletes leave markers, ifAbsent must still work.
     await s3Admin.send(new PutBucketVersioningCommand({ Bucket: s3Bucket, VersioningConfiguration: { Status: 'Enabled' } }));
