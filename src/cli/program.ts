@@ -2,12 +2,16 @@ import { Command, CommanderError, Option } from 'commander';
 import { BakError, ExitCode } from '../errors.ts';
 import { BAK_VERSION } from '../version.ts';
 import { CliContext } from './context.ts';
+import { registerBackup } from './commands/backup.ts';
 import { registerConfigCommands } from './commands/config.ts';
+import { registerExport } from './commands/export.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerInit } from './commands/init.ts';
 import { registerPin } from './commands/pin.ts';
+import { registerRestore } from './commands/restore.ts';
 import { registerShow } from './commands/show.ts';
 import { registerSnapshots } from './commands/snapshots.ts';
+import { registerSources } from './commands/sources.ts';
 import { registerUnlock } from './commands/unlock.ts';
 import { registerVerify } from './commands/verify.ts';
 
@@ -49,9 +53,13 @@ export function buildProgram(): Command {
     .exitOverride();
 
   registerInit(program);
+  registerBackup(program);
+  registerRestore(program);
   registerSnapshots(program);
   registerShow(program);
   registerVerify(program);
+  registerExport(program);
+  registerSources(program);
   registerGc(program);
   registerPin(program);
   registerConfigCommands(program);

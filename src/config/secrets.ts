@@ -17,3 +17,23 @@ export function resolveSecret(ref: SecretRef | undefined, where: string, env: No
     throw new ConfigError(`${where}: cannot read secret file ${ref.file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }
+
+/**
+ * Replaces every `{"env": …}` / `{"file": …}` reference inside engine options with its value, and
+ * returns the values found so they can be scrubbed from any message.
+ */
+export function resolveSecretsDeep(value: unknown, where: string, env: NodeJS.ProcessEnv = process.env): { value: unknown; secrets: string[] } {
+  const secrets: string[] = [];
+  const walk = (v: unknown, path: string): unknown => {
+    if (v === null || typeof v !== 'object') return v;
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}.${i}`));
+    const keys = Object.keys(v);
+    if (keys.length === 1 && (keys[0] === 'env' || keys[0] === 'file') && typeof (v as Record<string, unknown>)[keys[0]!] === 'string') {
+      const secret = resolveSecret(v as SecretRef, path, env)!;
+      secrets.push(secret);
+      return secret;
+    }
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, `${path}.${k}`)]));
+  };
+  return { value: walk(value, where), secrets };
+}

@@ -57,4 +57,6 @@ export interface Engine {
   verify(ctx: EngineContext, manifest: Manifest, level: VerifyLevel): Promise<VerifyProblem[]>;
   restore(ctx: EngineContext, manifest: Manifest, target: RestoreTarget): Promise<RestoreReport>;
   release(ctx: EngineContext, manifest: Manifest): Promise<void>;
+  /** What a source URI holds that a backup could cover (databases, tables …), with sizes; for `bak sources`. */
+  listSources?(uri: string, options: unknown): Promise<Array<{ name: string; sizeBytes: number; details?: Record<string, unknown> }>>;
 }

@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.ts';
 import type { Engine } from './engine.ts';
 import { ENGINE_NAMES } from './names.ts';
+import { postgresEngine } from './postgres/index.ts';
 
 /**
  * Engines known to this build. Adding an engine is one folder under src/engines/ plus one line in
@@ -8,8 +9,8 @@ import { ENGINE_NAMES } from './names.ts';
  */
 const engines = new Map<string, Engine>();
 
-// One line per engine folder, as each lands: e.g. `import { postgresEngine } from './postgres/index.ts';`
-const builtInEngines: Engine[] = [];
+// One line per engine folder.
+const builtInEngines: Engine[] = [postgresEngine];
 for (const engine of builtInEngines) engines.set(engine.name, engine);
 
 export function registerEngine(engine: Engine): void {
@@ -36,4 +37,21 @@ export function getEngine(name: string): Engine {
 
 export function registeredEngines(): Engine[] {
   return [...engines.values()];
+}
+
+/** The engine a source URI's scheme names: postgres://, spanner://, bigquery://, datomic:, s3://. */
+export function engineNameForUri(uri: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
+  switch (scheme) {
+    case 'postgres':
+    case 'postgresql':
+      return 'postgres';
+    case 'spanner':
+    case 'bigquery':
+    case 'datomic':
+    case 's3':
+      return scheme;
+    default:
+      throw new UsageError(`cannot tell the engine of source "${uri.replace(/\/\/[^@/]*@/, '//***@')}": name it with --engine (${ENGINE_NAMES.join(', ')})`);
+  }
 }

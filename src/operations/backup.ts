@@ -13,6 +13,7 @@ export interface BackupRequest {
   log: Logger;
   concurrency: number;
   signal?: AbortSignal;
+  lockWaitMs?: number;
 }
 
 /**
@@ -28,6 +29,7 @@ export async function runBackup(repo: Repository, request: BackupRequest): Promi
     job: request.job ?? null,
     parent: parent?.id ?? null,
     tags: request.tags ?? [],
+    lockWaitMs: request.lockWaitMs ?? 0,
   });
   log.info(`snapshot ${writer.id} of ${source.uri}${parent ? ` (parent ${parent.id})` : ''}`);
   try {

@@ -3,6 +3,7 @@ import { BakError, ConfigError, UsageError } from '../errors.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { isNotFound, StorageError } from '../storage/object-store.ts';
 import { validateChunking } from '../util/chunker.ts';
+import { redactUri } from '../util/redact.ts';
 import { describeZodError } from '../util/validation.ts';
 import { BAK_VERSION } from '../version.ts';
 import { BlobStore } from './blobs.ts';
@@ -109,7 +110,7 @@ export class Repository {
 
   /** Starts a snapshot under a shared lock; nothing is visible until `commit` writes the manifest. */
   async beginSnapshot(options: BeginSnapshotOptions): Promise<SnapshotWriter> {
-    const lock = await this.lock('shared', { command: `backup ${options.source}` });
+    const lock = await this.lock('shared', { command: `backup ${redactUri(options.source)}`, waitMs: options.lockWaitMs ?? 0 });
     return new SnapshotWriter(this, lock, options);
   }
 

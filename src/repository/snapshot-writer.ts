@@ -18,6 +18,8 @@ export interface BeginSnapshotOptions {
   parent?: string | null;
   tags?: string[];
   now?: Date;
+  /** Wait this long for a gc holding the repository (default: fail at once). */
+  lockWaitMs?: number;
 }
 
 export interface ItemInfo {
@@ -58,7 +60,10 @@ export class SnapshotWriter {
     this.statsAtStart = { ...repo.blobs.stats };
   }
 
-  /** Streams one item's content into blobs and records it. */
+  /**
+   * Streams one item's content into blobs and records it. `info` is read once the content is consumed,
+   * so an engine may fill in what it learns from the data itself (row counts, digests) while streaming.
+   */
   async addItem(info: ItemInfo, content: ByteSource): Promise<ManifestItem> {
     this.assertOpen();
     const written = await this.repo.blobs.writeStream(content);

@@ -1,0 +1,77 @@
+import { Option, type Command } from 'commander';
+import { resolveSecretsDeep } from '../../config/secrets.ts';
+import { engineNameForUri, getEngine } from '../../engines/registry.ts';
+import { ExitCode, UsageError } from '../../errors.ts';
+import { runBackup } from '../../operations/backup.ts';
+import { durationMs } from '../../repository/retention.ts';
+import { formatBytes, printJson } from '../output.ts';
+import { action, parsePositiveInt } from '../program.ts';
+
+interface BackupFlags {
+  job?: string;
+  engine?: string;
+  database?: string[];
+  excludeDatabase?: string[];
+  jobs?: number;
+  allowPartial?: boolean;
+  tag?: string[];
+  lockWait: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function registerBackup(program: Command): void {
+  program
+    .command('backup')
+    .description('back up a source into the repository: a snapshot appears only when all of it is stored')
+    .argument('[source-uri]', 'what to back up, e.g. postgres://bak@db:5432 (or --job)')
+    .option('--job <name>', 'a job from the config: source, engine options, repository and tags')
+    .option('--engine <name>', 'the engine, when the URI scheme does not say')
+    .option('--database <glob>', 'postgres: only databases matching (repeatable)', collect)
+    .option('--exclude-database <glob>', 'postgres: skip databases matching (repeatable)', collect)
+    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_dump workers per database (default 2)').argParser(parsePositiveInt))
+    .option('--allow-partial', 'keep a snapshot of what succeeded when some part fails (status partial, exit 1)')
+    .option('--tag <tag>', 'a tag to record on the snapshot (repeatable)', collect)
+    .option('--lock-wait <duration>', 'wait up to this long for a running gc (e.g. 10m)', '0h')
+    .action(
+      action(async (ctx, uri: string | undefined, flags: BackupFlags) => {
+        if (Boolean(uri) === Boolean(flags.job)) throw new UsageError('give a source URI or --job, not both and not neither');
+        const job = flags.job !== undefined ? ctx.config.config.jobs[flags.job] : undefined;
+        if (flags.job !== undefined && !job) throw new UsageError(`no job named "${flags.job}" in ${ctx.config.file ?? 'the config (no config file found)'}`);
+        const sourceUri = job?.source ?? uri!;
+        const engineName = flags.engine ?? job?.engine ?? engineNameForUri(sourceUri);
+        const engine = getEngine(engineName);
+        const resolved = resolveSecretsDeep(job?.options ?? {}, `jobs.${flags.job}.options`);
+        const options: Record<string, unknown> = { ...(resolved.value as Record<string, unknown>) };
+        if (flags.database) options.databases = flags.database;
+        if (flags.excludeDatabase) options.excludeDatabases = flags.excludeDatabase;
+        if (flags.jobs !== undefined) options.jobs = flags.jobs;
+        if (flags.allowPartial) options.allowPartial = true;
+        const source = engine.parseSource(sourceUri, options);
+        source.secrets.push(...resolved.secrets);
+
+        const repo = await ctx.openRepository(flags.job !== undefined ? { job: flags.job } : {});
+        const started = Date.now();
+        const manifest = await runBackup(repo, {
+          engine,
+          source,
+          job: flags.job ?? null,
+          tags: [...(job?.tags ?? []), ...(flags.tag ?? [])],
+          log: ctx.log,
+          concurrency: ctx.concurrency,
+          lockWaitMs: durationMs(flags.lockWait),
+        });
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        if (ctx.out.json) printJson(ctx.out, manifest);
+        else {
+          const t = manifest.totals;
+          ctx.out.write(
+            `snapshot ${manifest.id} ${manifest.status}: ${t.items} items, ${formatBytes(t.bytes)}${t.rows !== undefined ? `, ${t.rows} rows` : ''} ` +
+              `(${formatBytes(t.newBytes)} new after dedup and compression) in ${seconds} s\n`,
+          );
+          for (const f of manifest.failures) ctx.out.write(`  FAILED ${f.item}: ${f.error}\n`);
+        }
+        return manifest.status === 'complete' ? ExitCode.ok : ExitCode.failed;
+      }),
+    );
+}

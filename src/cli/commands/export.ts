@@ -1,0 +1,41 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { BakError, UsageError } from '../../errors.ts';
+import { formatBytes, printJson } from '../output.ts';
+import { action } from '../program.ts';
+
+export function registerExport(program: Command): void {
+  program
+    .command('export')
+    .description("write a snapshot's items as plain files (postgres: pg_dump directory dumps that pg_restore reads without bak)")
+    .argument('<snapshot-id>', 'snapshot id or unique prefix')
+    .requiredOption('--to-dir <dir>', 'folder to write into (created if missing; must be empty)')
+    .action(
+      action(async (ctx, id: string, flags: { toDir: string }) => {
+        const repo = await ctx.openRepository();
+        const { manifest } = await repo.resolveSnapshot(id);
+        const root = path.resolve(flags.toDir);
+        await mkdir(root, { recursive: true });
+        if ((await readdir(root)).length > 0) throw new UsageError(`${root} is not empty: export writes only into an empty folder`);
+        const lock = await repo.lock('shared', { command: `export ${manifest.id}` });
+        let bytes = 0;
+        try {
+          for (const item of manifest.items) {
+            const file = path.resolve(root, item.name);
+            // Item names come from a manifest: never let one climb out of the target folder.
+            if (!file.startsWith(`${root}${path.sep}`)) throw new BakError(`snapshot ${manifest.id}: item name ${JSON.stringify(item.name)} would leave ${root}`);
+            await mkdir(path.dirname(file), { recursive: true });
+            await pipeline(repo.blobs.readStream(item.blobs), createWriteStream(file, { flags: 'wx' }));
+            bytes += item.bytes;
+          }
+        } finally {
+          await lock.release();
+        }
+        if (ctx.out.json) printJson(ctx.out, { snapshot: manifest.id, directory: root, items: manifest.items.length, bytes });
+        else ctx.out.write(`exported ${manifest.items.length} items (${formatBytes(bytes)}) of ${manifest.id} to ${root}\n`);
+      }),
+    );
+}

@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
+import { BakError, MismatchError, UsageError } from '../../errors.ts';
+import type { Manifest } from '../../repository/manifest.ts';
+import { runTool, streamTool } from '../../util/process.ts';
+import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
+import { DUMP_FILE_KIND, GLOBALS_ITEM, type DumpedDatabase } from './backup.ts';
+import { connect, quoteIdent, serverVersion } from './connection.ts';
+import { checkRestoredDatabase, userObjectCount, type TableMismatch } from './integrity.ts';
+import { connectionString, parsePgUri, toolEnv, type PgConnection } from './source.ts';
+import { findPgTools, type PgTools } from './tools.ts';
+
+export const postgresRestoreOptionsSchema = z
+  .object({
+    databases: z.array(z.string().min(1)).optional(),
+    as: z.string().min(1).optional(),
+    clean: z.boolean().default(false),
+    force: z.boolean().default(false),
+    jobs: z.number().int().positive().max(64).default(2),
+    dryRun: z.boolean().default(false),
+    globals: z.boolean().default(false),
+    verify: z.boolean().default(true),
+    /** Only run the integrity check against an existing database. */
+    checkOnly: z.boolean().default(false),
+    /** Restore each database under a throwaway name, check it, and drop it (`bak verify --level restore`). */
+    scratch: z.boolean().default(false),
+    noOwner: z.boolean().default(false),
+    password: z.string().optional(),
+    pgBin: z.string().optional(),
+  })
+  .strict();
+export type PostgresRestoreOptions = z.infer<typeof postgresRestoreOptionsSchema>;
+
+const dumpedDatabaseSchema = z
+  .object({ name: z.string(), encoding: z.string(), collate: z.string(), ctype: z.string(), dumpEncoding: z.string().nullable(), largeObjects: z.number() })
+  .loose();
+
+export interface PlannedRestore {
+  source: string;
+  target: string;
+  action: 'create' | 'clean' | 'into-existing' | 'check-only';
+  tablesChecked?: number;
+  rowsChecked?: number;
+  mismatches?: TableMismatch[];
+}
+
+function databasesOf(manifest: Manifest): DumpedDatabase[] {
+  const parsed = z.array(dumpedDatabaseSchema).safeParse(manifest.engineDetails.databases);
+  if (!parsed.success) throw new BakError(`snapshot ${manifest.id} has no readable list of PostgreSQL databases`);
+  return parsed.data as unknown as DumpedDatabase[];
+}
+
+/**
+ * Restores databases of a snapshot into a server: creates each target database (or refuses a
+ * non-empty one without --clean/--force), rebuilds the pg_dump directory in local staging, runs
+ * pg_restore, then proves the result: every table's rows and digest must match the snapshot.
+ */
+export async function restorePostgres(ctx: EngineContext, manifest: Manifest, target: RestoreTarget): Promise<RestoreReport> {
+  const parsed = postgresRestoreOptionsSchema.safeParse(target.options);
+  if (!parsed.success) throw new UsageError(`restore options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const options = parsed.data;
+  const conn = parsePgUri(target.uri, options.password ?? process.env.PGPASSWORD);
+  const secrets = [conn.password].filter((s): s is string => Boolean(s));
+
+  let dbs = databasesOf(manifest);
+  if (options.databases?.length) {
+    const missing = options.databases.filter((d) => !dbs.some((x) => x.name === d));
+    if (missing.length) throw new UsageError(`snapshot ${manifest.id} has no database ${missing.join(', ')} (it has: ${dbs.map((d) => d.name).join(', ')})`);
+    dbs = dbs.filter((d) => options.databases!.includes(d.name));
+  }
+  const rename = options.scratch ? undefined : (options.as ?? conn.database);
+  if (rename !== undefined && dbs.length !== 1) throw new UsageError(`--as (or a database in --to) needs exactly one database; the selection has ${dbs.length}: use --database`);
+  const scratchTag = randomBytes(4).toString('hex');
+  const targetName = (db: DumpedDatabase) => (options.scratch ? `bak_verify_${scratchTag}_${db.name}`.slice(0, 63) : (rename ?? db.name));
+
+  const admin = await connect(conn, 'postgres');
+  const plans: PlannedRestore[] = [];
+  let tools: PgTools;
+  try {
+    tools = await findPgTools((await serverVersion(admin)).major, options.pgBin);
+    for (const db of dbs) {
+      const name = targetName(db);
+      const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+      if (options.checkOnly) {
+        if (!exists) throw new UsageError(`database "${name}" does not exist on ${conn.host}:${conn.port}: nothing to check`);
+        plans.push({ source: db.name, target: name, action: 'check-only' });
+        continue;
+      }
+      if (!exists) {
+        plans.push({ source: db.name, target: name, action: 'create' });
+        continue;
+      }
+      const objects = await userObjectCount(conn, name);
+      if (objects > 0 && !options.clean && !options.force) {
+        throw new UsageError(`database "${name}" on ${conn.host}:${conn.port} is not empty (${objects} objects): restore with --clean to drop and recreate what the snapshot holds, --force to restore into it as it is, or --as NEWNAME`);
+      }
+      plans.push({ source: db.name, target: name, action: options.clean ? 'clean' : 'into-existing' });
+    }
+    if (options.dryRun) return { items: plans.length, bytes: 0, details: { dryRun: true, plans } };
+    if (options.globals && !options.checkOnly) await restoreGlobals(ctx, manifest, tools, conn, secrets);
+    for (const [i, plan] of plans.entries()) {
+      const db = dbs[i]!;
+      if (plan.action === 'create') {
+        await admin.query(
+          `CREATE DATABASE ${quoteIdent(plan.target)} TEMPLATE template0 ENCODING '${db.encoding.replace(/'/g, "''")}' LC_COLLATE '${db.collate.replace(/'/g, "''")}' LC_CTYPE '${db.ctype.replace(/'/g, "''")}'`,
+        );
+      }
+      try {
+        if (plan.action !== 'check-only') await restoreDatabase(ctx, manifest, db, plan, tools, conn, options, secrets);
+        if (options.verify || options.checkOnly) Object.assign(plan, await checkRestoredDatabase(conn, plan.target, manifest, db));
+      } finally {
+        if (options.scratch) await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(plan.target)} WITH (FORCE)`);
+      }
+    }
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+  const report: RestoreReport = { items: plans.length, bytes: bytesOf(manifest, dbs), details: { plans } };
+  const bad = plans.flatMap((p) => (p.mismatches ?? []).map((m) => `${p.target}: table ${m.table}: ${m.problem}`));
+  if (bad.length) throw Object.assign(new MismatchError(`integrity check failed:\n  ${bad.join('\n  ')}`), { report });
+  return report;
+}
+
+function bytesOf(manifest: Manifest, dbs: DumpedDatabase[]): number {
+  return manifest.items.filter((i) => dbs.some((d) => i.name.startsWith(`${d.name}/`))).reduce((n, i) => n + i.bytes, 0);
+}
+
+async function restoreDatabase(
+  ctx: EngineContext,
+  manifest: Manifest,
+  db: DumpedDatabase,
+  plan: PlannedRestore,
+  tools: PgTools,
+  conn: PgConnection,
+  options: PostgresRestoreOptions,
+  secrets: string[],
+): Promise<void> {
+  const staging = await mkdtemp(path.join(tmpdir(), 'bak-pg-restore-'));
+  const dir = path.join(staging, 'dump');
+  try {
+    await mkdir(dir);
+    for (const item of manifest.items) {
+      if (item.kind !== DUMP_FILE_KIND || !item.name.startsWith(`${db.name}/`)) continue;
+      const file = item.name.slice(db.name.length + 1);
+      if (file.includes('/') || file.startsWith('.')) throw new BakError(`snapshot ${manifest.id}: unexpected dump file name ${JSON.stringify(item.name)}`);
+      await pipeline(ctx.repo.blobs.readStream(item.blobs), createWriteStream(path.join(dir, file)));
+    }
+    const args = ['--format=directory', `--jobs=${options.jobs}`, '--no-password', '--exit-on-error', `--dbname=${connectionString(conn, plan.target)}`];
+    if (plan.action === 'clean') args.push('--clean', '--if-exists');
+    if (options.noOwner) args.push('--no-owner');
+    ctx.log.info(`restoring ${db.name} into ${plan.target} (${plan.action}) with pg_restore --jobs=${options.jobs}`);
+    await runTool(tools.pgRestore, [...args, dir], { env: toolEnv(conn), secrets });
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** Roles and tablespaces, through psql; "already exists" errors are expected and reported, not fatal. */
+async function restoreGlobals(ctx: EngineContext, manifest: Manifest, tools: PgTools, conn: PgConnection, secrets: string[]): Promise<void> {
+  const item = manifest.items.find((i) => i.name === GLOBALS_ITEM);
+  if (!item) throw new UsageError(`snapshot ${manifest.id} holds no globals (it was taken with globals: false)`);
+  const psql = streamTool(tools.psql, ['-X', '-q', '--no-password', '-v', 'ON_ERROR_STOP=0', `--dbname=${connectionString(conn, 'postgres')}`, '-f', '-'], {
+    env: toolEnv(conn),
+    secrets,
+  });
+  psql.stdout.resume();
+  await pipeline(ctx.repo.blobs.readStream(item.blobs), psql.stdin);
+  await psql.done;
+  ctx.log.info('restored roles and tablespaces (globals)');
+}
