@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every test server bak's suite runs against, at pinned versions, skipping what is already there:
+# Installs every test server bak's suite runs against, at pinned versions, skipping what is already there
+# (or only PostgreSQL, with the argument `postgres`):
 # PostgreSQL 15 from Debian's packages, and MinIO, fake-gcs-server, bigquery-emulator, handy-spanner built with go install.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -41,6 +42,8 @@ go_tool() {
 }
 
 install_postgres
+# `install.sh postgres` stops here: the quickstart needs only PostgreSQL.
+[ "${1:-}" = postgres ] && exit 0
 go_tool fake-gcs-server "$FAKE_GCS_MODULE" "$FAKE_GCS_VERSION" "$FAKE_GCS_PACKAGE" "$FAKE_GCS_BIN" 0
 go_tool minio "$MINIO_MODULE" "$MINIO_VERSION" "$MINIO_PACKAGE" "$MINIO_BIN" 0
 go_tool handy-spanner "$HANDY_SPANNER_MODULE" "$HANDY_SPANNER_VERSION" "$HANDY_SPANNER_PACKAGE" "$HANDY_SPANNER_BIN" 1

@@ -165,6 +165,15 @@ describe('config check', () => {
     expect(result.stderr).toContain('jobs.pg.retention.keepDaily');
   });
 
+  it("checks a job's engine options with the engine's own schema", async () => {
+    const config = await writeConfig({ jobs: { pg: { engine: 'postgres', source: 'postgres://db', options: { jobs: 0, excludeDatabase: ['x'] } } } });
+    const result = await runBak(['--config', config, 'config', 'check']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('jobs.pg.options');
+    expect(result.stderr).toContain('jobs: Too small');
+    expect(result.stderr).toContain('excludeDatabase');
+  });
+
   it('rejects malformed JSON, unknown keys and unknown repository names', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'bak-bad-config-'));
     const broken = path.join(dir, 'broken.json');

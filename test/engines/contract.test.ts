@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NAMES } from '../../src/engines/names.ts';
 import { getEngine, registeredEngines } from '../../src/engines/registry.ts';
+import { postgresEngine } from '../../src/engines/postgres/index.ts';
 import { dirEngine, dirUri } from '../fixtures/dir-engine.ts';
+import { createRichDatabase, dropDatabase, pgUri, requirePostgres, schemaDump, tableFingerprints, uniqueDbName } from '../helpers/postgres.ts';
 import { makeFixtureTree, readTree } from '../helpers/fixture-tree.ts';
 import { describeEngineContract, type EngineFixture } from './engine-contract.ts';
 
@@ -36,6 +38,34 @@ const fixtures: Record<string, () => Promise<EngineFixture>> = {
       },
     };
   },
+};
+
+fixtures.postgres = async () => {
+  const server = await requirePostgres();
+  const created: string[] = [];
+  const dbOf = (uri: string) => decodeURIComponent(new URL(uri).pathname.slice(1));
+  return {
+    engine: postgresEngine,
+    makeSource: async () => {
+      const db = await createRichDatabase(server, 'bakc_src');
+      created.push(db);
+      return postgresEngine.parseSource(pgUri(server, db), { password: server.password, pgBin: server.bin, globals: false });
+    },
+    makeTarget: async () => {
+      const db = uniqueDbName('bakc_dst');
+      created.push(db);
+      return { uri: pgUri(server, db), options: { password: server.password, pgBin: server.bin } };
+    },
+    // Checked independently of bak's own digests: the schema as pg_dump sees it, and every table's rows.
+    assertSameData: async (source, target) => {
+      const [from, to] = [dbOf(source.uri), dbOf(target.uri)];
+      expect(await schemaDump(server, to)).toEqual(await schemaDump(server, from));
+      expect(await tableFingerprints(server, to)).toEqual(await tableFingerprints(server, from));
+    },
+    cleanup: async () => {
+      for (const db of created) await dropDatabase(server, db);
+    },
+  };
 };
 
 describe('engine registry', () => {

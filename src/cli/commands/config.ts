@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { resolveRepository } from '../../config/resolve.ts';
-import { resolveSecret } from '../../config/secrets.ts';
+import { resolveSecret, resolveSecretsDeep } from '../../config/secrets.ts';
 import type { SecretRef } from '../../config/schema.ts';
 import { findEngine } from '../../engines/registry.ts';
 import { BakError, ExitCode } from '../../errors.ts';
@@ -50,8 +50,15 @@ export function registerConfigCommands(program: Command): void {
           const engine = findEngine(job.engine);
           if (!engine) notes.push(`jobs.${name}: the ${job.engine} engine is not in this build yet; its options are not checked`);
           else {
-            const parsed = engine.optionsSchema.safeParse(job.options);
-            if (!parsed.success) problems.push(`jobs.${name}.options:\n${describeZodError(parsed.error, job.options)}`);
+            // Validate the options as the engine will see them: secret references resolved (a missing one is reported above).
+            let options: unknown;
+            try {
+              options = resolveSecretsDeep(job.options, `jobs.${name}.options`).value;
+            } catch {
+              options = undefined;
+            }
+            const parsed = options === undefined ? undefined : engine.optionsSchema.safeParse(options);
+            if (parsed && !parsed.success) problems.push(`jobs.${name}.options:\n${describeZodError(parsed.error, job.options)}`);
           }
           return {
             name,
