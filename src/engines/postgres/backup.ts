@@ -82,8 +82,9 @@ export async function backupPostgres(ctx: BackupContext & { source: PostgresSour
     try {
       dumped.push(await backupDatabase(ctx, tools, db));
     } catch (err) {
-      if (!source.options.allowPartial) throw err;
-      log.error(`database ${db.name} failed: ${(err as Error).message}`);
+      const message = `database "${db.name}": ${(err as Error).message}`;
+      if (!source.options.allowPartial) throw new BakError(message, 1, { cause: err });
+      log.error(message);
       writer.recordFailure(db.name, (err as Error).message);
     }
   }
