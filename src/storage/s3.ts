@@ -22,6 +22,33 @@ import {
 } from './object-store.ts';
 import type { StoreSettings } from './open.ts';
 
+/** An S3 client as bak configures it for AWS and S3-compatible servers, and its endpoint fit for messages. */
+export function createS3Client(settings: StoreSettings): { client: S3Client; endpoint: string } {
+  const region = settings.region ?? 'us-east-1';
+  const endpoint = settings.endpoint ? safeEndpoint(settings.endpoint) : `https://s3.${region}.amazonaws.com`;
+  const config: S3ClientConfig = {
+    region,
+    forcePathStyle: settings.forcePathStyle ?? false,
+    maxAttempts: settings.maxAttempts ?? 3,
+    // A dead endpoint should fail in seconds, not hang; no socket idle limit so slow large transfers survive.
+    requestHandler: { connectionTimeout: 10_000 },
+  };
+  if (settings.endpoint) config.endpoint = settings.endpoint;
+  if (settings.accessKeyId && settings.secretAccessKey) {
+    config.credentials = {
+      accessKeyId: settings.accessKeyId,
+      secretAccessKey: settings.secretAccessKey,
+      ...(settings.sessionToken ? { sessionToken: settings.sessionToken } : {}),
+    };
+  }
+  if (settings.checksums === 'when-required') {
+    // Servers like Ceph, R2 and older MinIO reject the CRC checksums and aws-chunked trailers newer SDKs send by default.
+    config.requestChecksumCalculation = 'WHEN_REQUIRED';
+    config.responseChecksumValidation = 'WHEN_REQUIRED';
+  }
+  return { client: new S3Client(config), endpoint };
+}
+
 /** 8 MiB parts: few requests for big objects, and at most queueSize × 8 MiB held in memory while uploading. */
 const PART_SIZE = 8 * 1024 * 1024;
 const PAGE_SIZE = 1000;
@@ -40,30 +67,10 @@ export class S3Store implements ObjectStore {
     this.bucket = bucket;
     this.prefix = prefix;
     this.queueSize = settings.uploadConcurrency ?? 4;
-    const region = settings.region ?? 'us-east-1';
-    this.endpoint = settings.endpoint ? safeEndpoint(settings.endpoint) : `https://s3.${region}.amazonaws.com`;
+    const { client, endpoint } = createS3Client(settings);
+    this.client = client;
+    this.endpoint = endpoint;
     this.description = `s3://${bucket}/${prefix} (endpoint ${this.endpoint})`;
-    const config: S3ClientConfig = {
-      region,
-      forcePathStyle: settings.forcePathStyle ?? false,
-      maxAttempts: settings.maxAttempts ?? 3,
-      // A dead endpoint should fail in seconds, not hang; no socket idle limit so slow large transfers survive.
-      requestHandler: { connectionTimeout: 10_000 },
-    };
-    if (settings.endpoint) config.endpoint = settings.endpoint;
-    if (settings.accessKeyId && settings.secretAccessKey) {
-      config.credentials = {
-        accessKeyId: settings.accessKeyId,
-        secretAccessKey: settings.secretAccessKey,
-        ...(settings.sessionToken ? { sessionToken: settings.sessionToken } : {}),
-      };
-    }
-    if (settings.checksums === 'when-required') {
-      // Servers like Ceph, R2 and older MinIO reject the CRC checksums and aws-chunked trailers newer SDKs send by default.
-      config.requestChecksumCalculation = 'WHEN_REQUIRED';
-      config.responseChecksumValidation = 'WHEN_REQUIRED';
-    }
-    this.client = new S3Client(config);
   }
 
   private keyOf(key: string): string {
@@ -174,53 +181,11 @@ export class S3Store implements ObjectStore {
     this.client.destroy();
   }
 
-  private mapError(
-    err: unknown,
-    key: string | undefined,
-    action: string,
-    opts: { notFound?: 'not-found' | 'bucket-missing' } = {},
-  ): StorageError {
-    if (err instanceof StorageError) return err;
+  private mapError(err: unknown, key: string | undefined, action: string, opts: { notFound?: 'not-found' | 'bucket-missing' } = {}): StorageError {
     const where = key === undefined ? `s3://${this.bucket}/${this.prefix}` : `s3://${this.bucket}/${this.prefix}${key}`;
-    const via = `(endpoint ${this.endpoint})`;
-    const name = errorName(err);
-    const status = statusOf(err);
-    const conn = connectionErrorCode(err);
-    if (conn) {
-      return new StorageError('unreachable', `cannot ${action} ${where}: S3 endpoint ${this.endpoint} is unreachable (${conn})`, {
-        cause: err,
-        hint: 'check the endpoint URL and that the server is running',
-      });
-    }
-    if (name === 'NoSuchBucket' || (opts.notFound === 'bucket-missing' && status === 404)) {
-      return new StorageError('bucket-missing', `cannot ${action} ${where}: bucket '${this.bucket}' does not exist ${via}`, { cause: err });
-    }
-    if (name === 'NoSuchKey' || (opts.notFound === 'not-found' && status === 404)) {
-      return new StorageError('not-found', `not found: ${where} ${via}`, { cause: err });
-    }
-    if (
-      status === 403 ||
-      status === 401 ||
-      name === 'AccessDenied' ||
-      name === 'InvalidAccessKeyId' ||
-      name === 'SignatureDoesNotMatch' ||
-      name === 'Forbidden' ||
-      name === 'CredentialsProviderError'
-    ) {
-      const why = name && name !== 'Unknown' && name !== 'Forbidden' ? name : `HTTP ${status ?? 403}`;
-      return new StorageError('access-denied', `access denied: cannot ${action} ${where} ${via}: ${why}`, {
-        cause: err,
-        hint: 'check the access key, secret and bucket policy',
-      });
-    }
-    if (status === 412) {
-      return new StorageError('precondition-failed', `precondition failed: cannot ${action} ${where} ${via}`, { cause: err });
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    return new StorageError('other', `cannot ${action} ${where} ${via}: ${name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${message}`, {
-      cause: err,
-    });
+    return mapS3Error(err, { bucket: this.bucket, where, endpoint: this.endpoint, action, ...opts });
   }
+
 }
 
 function errorName(err: unknown): string | undefined {
@@ -236,4 +201,51 @@ function isPreconditionFailure(err: unknown): boolean {
   const name = errorName(err);
   const status = statusOf(err);
   return status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict';
+}
+
+/** Maps an S3 SDK error to a StorageError whose message names the bucket or key and the endpoint. */
+export function mapS3Error(
+  err: unknown,
+  opts: { bucket: string; where: string; endpoint: string; action: string; notFound?: 'not-found' | 'bucket-missing' },
+): StorageError {
+  if (err instanceof StorageError) return err;
+  const { where, action } = opts;
+  const via = `(endpoint ${opts.endpoint})`;
+  const name = errorName(err);
+  const status = statusOf(err);
+  const conn = connectionErrorCode(err);
+  if (conn) {
+    return new StorageError('unreachable', `cannot ${action} ${where}: S3 endpoint ${opts.endpoint} is unreachable (${conn})`, {
+      cause: err,
+      hint: 'check the endpoint URL and that the server is running',
+    });
+  }
+  if (name === 'NoSuchBucket' || (opts.notFound === 'bucket-missing' && status === 404)) {
+    return new StorageError('bucket-missing', `cannot ${action} ${where}: bucket '${opts.bucket}' does not exist ${via}`, { cause: err });
+  }
+  if (name === 'NoSuchKey' || (opts.notFound === 'not-found' && status === 404)) {
+    return new StorageError('not-found', `not found: ${where} ${via}`, { cause: err });
+  }
+  if (
+    status === 403 ||
+    status === 401 ||
+    name === 'AccessDenied' ||
+    name === 'InvalidAccessKeyId' ||
+    name === 'SignatureDoesNotMatch' ||
+    name === 'Forbidden' ||
+    name === 'CredentialsProviderError'
+  ) {
+    const why = name && name !== 'Unknown' && name !== 'Forbidden' ? name : `HTTP ${status ?? 403}`;
+    return new StorageError('access-denied', `access denied: cannot ${action} ${where} ${via}: ${why}`, {
+      cause: err,
+      hint: 'check the access key, secret and bucket policy',
+    });
+  }
+  if (status === 412) {
+    return new StorageError('precondition-failed', `precondition failed: cannot ${action} ${where} ${via}`, { cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new StorageError('other', `cannot ${action} ${where} ${via}: ${name ?? 'error'}${status ? ` (HTTP ${status})` : ''}: ${message}`, {
+    cause: err,
+  });
 }

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 /** Addresses of the test servers, as scripts/servers/start.sh wrote them. */
 export interface ServersEnv {
   postgres: { host: string; port: number; user: string; password: string; bin: string };
-  minio: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string };
+  minio: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; bin: string };
   gcs: { apiEndpoint: string; projectId: string };
   bigquery: { endpoint: string; grpcPort: number; projectId: string };
   spanner: { host: string; projectId: string; instanceId: string; databaseId: string };
