@@ -31,6 +31,8 @@ export interface BackupResult {
   engineDetails: Record<string, unknown>;
   /** Set when the snapshot references data outside the repository (S3 versions, BigQuery copies …). */
   externalData?: boolean;
+  /** For engines whose content lives in index entries rather than items: how many things, how many bytes. */
+  totals?: { items: number; bytes: number };
 }
 
 export interface RestoreTarget {

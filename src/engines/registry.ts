@@ -2,6 +2,7 @@ import { UsageError } from '../errors.ts';
 import type { Engine } from './engine.ts';
 import { ENGINE_NAMES } from './names.ts';
 import { postgresEngine } from './postgres/index.ts';
+import { s3Engine } from './s3/index.ts';
 
 /**
  * Engines known to this build. Adding an engine is one folder under src/engines/ plus one line in
@@ -10,7 +11,7 @@ import { postgresEngine } from './postgres/index.ts';
 const engines = new Map<string, Engine>();
 
 // One line per engine folder.
-const builtInEngines: Engine[] = [postgresEngine];
+const builtInEngines: Engine[] = [postgresEngine, s3Engine];
 for (const engine of builtInEngines) engines.set(engine.name, engine);
 
 export function registerEngine(engine: Engine): void {

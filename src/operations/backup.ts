@@ -42,7 +42,11 @@ export async function runBackup(repo: Repository, request: BackupRequest): Promi
       parent,
       ...(request.signal ? { signal: request.signal } : {}),
     });
-    return await writer.commit({ engineDetails: result.engineDetails, externalData: result.externalData ?? false });
+    return await writer.commit({
+      engineDetails: result.engineDetails,
+      externalData: result.externalData ?? false,
+      ...(result.totals ? { totals: result.totals } : {}),
+    });
   } catch (err) {
     await writer.abort().catch(() => undefined);
     if (err instanceof Error) err.message = scrubSecrets(err.message, source.secrets);

@@ -94,7 +94,9 @@ export class SnapshotWriter {
   }
 
   /** Writes the manifest (the moment the snapshot becomes visible) and releases the lock. */
-  async commit(options: { status?: SnapshotStatus; engineDetails?: Record<string, unknown>; externalData?: boolean } = {}): Promise<Manifest> {
+  async commit(
+    options: { status?: SnapshotStatus; engineDetails?: Record<string, unknown>; externalData?: boolean; totals?: { items: number; bytes: number } } = {},
+  ): Promise<Manifest> {
     this.assertOpen();
     this.lock.assertHeld();
     const stats = this.repo.blobs.stats;
@@ -122,8 +124,8 @@ export class SnapshotWriter {
       engineDetails: options.engineDetails ?? {},
       externalData: options.externalData ?? false,
       totals: {
-        items: this.items.length,
-        bytes: this.items.reduce((sum, i) => sum + i.bytes, 0),
+        items: this.items.length + (options.totals?.items ?? 0),
+        bytes: this.items.reduce((sum, i) => sum + i.bytes, 0) + (options.totals?.bytes ?? 0),
         storedBytes,
         newBytes: stats.bytesWritten - this.statsAtStart.bytesWritten,
         ...(rows === undefined ? {} : { rows }),

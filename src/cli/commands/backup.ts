@@ -16,6 +16,13 @@ interface BackupFlags {
   allowPartial?: boolean;
   tag?: string[];
   lockWait: string;
+  mode?: string;
+  include?: string[];
+  exclude?: string[];
+  endpoint?: string;
+  region?: string;
+  pathStyle?: boolean;
+  checksums?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -30,6 +37,13 @@ export function registerBackup(program: Command): void {
     .option('--database <glob>', 'postgres: only databases matching (repeatable)', collect)
     .option('--exclude-database <glob>', 'postgres: skip databases matching (repeatable)', collect)
     .addOption(new Option('--jobs <n>', 'postgres: parallel pg_dump workers per database (default 2)').argParser(parsePositiveInt))
+    .addOption(new Option('--mode <mode>', 's3: copy object contents, or record the current versions of a versioned bucket').choices(['copy', 'versions']))
+    .option('--include <glob>', 's3: only keys matching, relative to the prefix (repeatable; * within a segment, ** across)', collect)
+    .option('--exclude <glob>', 's3: skip keys matching (repeatable)', collect)
+    .option('--endpoint <url>', 's3: S3-compatible endpoint (MinIO, Ceph, R2 …)')
+    .option('--region <region>', 's3: region (default us-east-1)')
+    .option('--path-style', 's3: path-style addressing')
+    .addOption(new Option('--checksums <mode>', 's3: request/response checksums').choices(['when-supported', 'when-required']))
     .option('--allow-partial', 'keep a snapshot of what succeeded when some part fails (status partial, exit 1)')
     .option('--tag <tag>', 'a tag to record on the snapshot (repeatable)', collect)
     .option('--lock-wait <duration>', 'wait up to this long for a running gc (e.g. 10m)', '0h')
@@ -47,6 +61,8 @@ export function registerBackup(program: Command): void {
         if (flags.excludeDatabase) options.excludeDatabases = flags.excludeDatabase;
         if (flags.jobs !== undefined) options.jobs = flags.jobs;
         if (flags.allowPartial) options.allowPartial = true;
+        const s3Flags = { mode: flags.mode, include: flags.include, exclude: flags.exclude, endpoint: flags.endpoint, region: flags.region, forcePathStyle: flags.pathStyle, checksums: flags.checksums };
+        for (const [key, value] of Object.entries(s3Flags)) if (value !== undefined) options[key] = value;
         const source = engine.parseSource(sourceUri, options);
         source.secrets.push(...resolved.secrets);
 

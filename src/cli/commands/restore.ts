@@ -16,6 +16,12 @@ interface RestoreFlags {
   verify: boolean;
   checkOnly?: boolean;
   owner: boolean;
+  deleteExtra?: boolean;
+  include?: string[];
+  exclude?: string[];
+  endpoint?: string;
+  region?: string;
+  pathStyle?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -36,21 +42,53 @@ export function registerRestore(program: Command): void {
     .option('--no-verify', 'skip the integrity check after the restore')
     .option('--check-only', 'only run the integrity check against an existing target')
     .option('--no-owner', 'postgres: do not restore object ownership')
+    .option('--delete-extra', 's3: delete target keys the snapshot does not have, so the target matches it exactly')
+    .option('--include <glob>', 's3: restore only keys matching (repeatable)', collect)
+    .option('--exclude <glob>', 's3: skip keys matching (repeatable)', collect)
+    .option('--endpoint <url>', "s3: the target's endpoint (default: the snapshot's)")
+    .option('--region <region>', "s3: the target's region (default: the snapshot's)")
+    .option('--path-style', 's3: path-style addressing for the target')
     .action(
       action(async (ctx, id: string, flags: RestoreFlags) => {
         const repo = await ctx.openRepository();
         const { manifest } = await repo.resolveSnapshot(id);
         if (manifest.status !== 'complete') ctx.log.warn(`snapshot ${manifest.id} is ${manifest.status}: ${manifest.failures.map((f) => f.item).join(', ')} failed at backup`);
         const engine = getEngine(manifest.engine);
-        const options: Record<string, unknown> = { verify: flags.verify, noOwner: !flags.owner };
-        for (const [key, value] of Object.entries({ databases: flags.database, as: flags.as, clean: flags.clean, force: flags.force, jobs: flags.jobs, dryRun: flags.dryRun, globals: flags.globals, checkOnly: flags.checkOnly })) {
-          if (value !== undefined) options[key] = value;
-        }
+        // Generic flags pass through as engine options; each engine validates the ones it takes and rejects the rest.
+        const options: Record<string, unknown> = {};
+        if (!flags.verify) options.verify = false;
+        if (!flags.owner) options.noOwner = true;
+        const given = {
+          databases: flags.database,
+          as: flags.as,
+          clean: flags.clean,
+          force: flags.force,
+          jobs: flags.jobs,
+          dryRun: flags.dryRun,
+          globals: flags.globals,
+          checkOnly: flags.checkOnly,
+          deleteExtra: flags.deleteExtra,
+          include: flags.include,
+          exclude: flags.exclude,
+          endpoint: flags.endpoint,
+          region: flags.region,
+          forcePathStyle: flags.pathStyle,
+        };
+        for (const [key, value] of Object.entries(given)) if (value !== undefined) options[key] = value;
         // A shared lock: gc cannot prune the blobs being read.
         const lock = flags.dryRun ? undefined : await repo.lock('shared', { command: `restore ${manifest.id}` });
         try {
-          const report = await engine.restore({ repo, log: ctx.log, concurrency: ctx.concurrency }, manifest, { uri: flags.to, options });
+          let report;
+          try {
+            report = await engine.restore({ repo, log: ctx.log, concurrency: ctx.concurrency }, manifest, { uri: flags.to, options });
+          } catch (err) {
+            // A failed or mismatching restore still reports what it did, for programs reading --json.
+            const partial = (err as { report?: unknown }).report;
+            if (ctx.out.json && partial) printJson(ctx.out, { snapshot: manifest.id, error: (err as Error).message, ...(partial as object) });
+            throw err;
+          }
           if (ctx.out.json) printJson(ctx.out, { snapshot: manifest.id, ...report });
+          else if (manifest.engine === 's3') printS3Restore(ctx.out.write, report.details);
           else printRestore(ctx.out.write, report.details);
           return ExitCode.ok;
         } finally {
@@ -58,6 +96,17 @@ export function registerRestore(program: Command): void {
         }
       }),
     );
+}
+
+function printS3Restore(write: (s: string) => void, d: Record<string, unknown>): void {
+  const planned = d.planned as { copy: string[]; delete: string[]; copyCount: number; deleteCount: number } | undefined;
+  if (d.dryRun && planned) {
+    for (const key of planned.copy) write(`would copy   ${key}\n`);
+    for (const key of planned.delete) write(`would delete ${key}\n`);
+    write(`would copy ${planned.copyCount}, skip ${d.skipped} identical, delete ${planned.deleteCount}\n`);
+    return;
+  }
+  write(`copied ${d.copied}, skipped ${d.skipped} identical, deleted ${d.deleted}, failed ${d.failedCount}\n`);
 }
 
 function printRestore(write: (s: string) => void, details: Record<string, unknown>): void {

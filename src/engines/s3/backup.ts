@@ -1,0 +1,197 @@
+import { GetBucketVersioningCommand } from '@aws-sdk/client-s3';
+import { z } from 'zod';
+import { UsageError } from '../../errors.ts';
+import { blobRefSchema } from '../../repository/blobs.ts';
+import { readIndex } from '../../repository/index-blobs.ts';
+import type { Manifest } from '../../repository/manifest.ts';
+import type { Repository } from '../../repository/repository.ts';
+import { isNotFound, StorageError } from '../../storage/object-store.ts';
+import { createS3Client, mapS3Error } from '../../storage/s3.ts';
+import { Limiter } from '../../util/concurrency.ts';
+import { withRetry } from '../../util/retry.ts';
+import type { BackupContext, BackupResult } from '../engine.ts';
+import { compareKeys, keyFilter } from './keys.ts';
+import { getObject, listCurrentVersions, listObjects, type ListedObject, type S3Context } from './objects.ts';
+import { storeSettingsOf, type S3Source } from './source.ts';
+
+export const OBJECTS_INDEX = 'objects';
+
+/** An index entry of a copy-mode snapshot: the object, its metadata, and the blobs holding its content. */
+export const copyEntrySchema = z
+  .object({
+    key: z.string(),
+    size: z.number(),
+    etag: z.string(),
+    lastModified: z.string(),
+    contentType: z.string().optional(),
+    contentEncoding: z.string().optional(),
+    cacheControl: z.string().optional(),
+    contentDisposition: z.string().optional(),
+    contentLanguage: z.string().optional(),
+    metadata: z.record(z.string(), z.string()),
+    tags: z.record(z.string(), z.string()),
+    checksum: z.string(),
+    blobs: z.array(blobRefSchema),
+  })
+  .strict();
+export type CopyEntry = z.infer<typeof copyEntrySchema>;
+
+export const versionEntrySchema = z.object({ key: z.string(), versionId: z.string(), size: z.number(), etag: z.string(), lastModified: z.string() }).strict();
+export type VersionEntry = z.infer<typeof versionEntrySchema>;
+
+export const s3DetailsSchema = z
+  .object({
+    mode: z.enum(['copy', 'versions']),
+    bucket: z.string(),
+    prefix: z.string(),
+    endpoint: z.string().nullable(),
+    region: z.string().nullable(),
+    forcePathStyle: z.boolean(),
+    checksums: z.string().nullable(),
+    deleteVersions: z.boolean(),
+  })
+  .loose();
+export type S3Details = z.infer<typeof s3DetailsSchema>;
+
+// Objects at least this big are downloaded two at a time, so many large objects cannot pile up in memory.
+const LARGE_OBJECT = 32 * 1024 * 1024;
+
+export function s3ContextOf(options: Parameters<typeof storeSettingsOf>[0]): S3Context {
+  return createS3Client(storeSettingsOf(options));
+}
+
+/** Reads the parent's index in step with the listing: both are sorted by key, so memory stays constant. */
+class ParentCursor {
+  private readonly entries: AsyncGenerator<unknown> | undefined;
+  private current: CopyEntry | undefined;
+  private done = false;
+
+  constructor(repo: Repository, parent: Manifest | undefined) {
+    const ref = parent?.engineDetails.mode === 'copy' ? parent.indexes.find((i) => i.name === OBJECTS_INDEX) : undefined;
+    this.entries = ref ? readIndex(repo.blobs, ref) : undefined;
+    this.done = !this.entries;
+  }
+
+  async find(key: string): Promise<CopyEntry | undefined> {
+    while (!this.done) {
+      if (this.current && compareKeys(this.current.key, key) >= 0) break;
+      const next = await this.entries!.next();
+      if (next.done) this.done = true;
+      else this.current = copyEntrySchema.parse(next.value);
+    }
+    return this.current?.key === key ? this.current : undefined;
+  }
+}
+
+export async function backupS3(ctx: BackupContext & { source: S3Source }): Promise<BackupResult> {
+  const { source, writer, log } = ctx;
+  const o = source.options;
+  const { bucket, prefix } = o.location;
+  const s3 = s3ContextOf(o);
+  const wanted = keyFilter(o.include, o.exclude);
+  const index = writer.openIndex(OBJECTS_INDEX);
+  const stats = { objects: 0, bytes: 0, downloaded: { objects: 0, bytes: 0, getRequests: 0 } };
+  try {
+    if (o.mode === 'versions') {
+      const status = await s3.client.send(new GetBucketVersioningCommand({ Bucket: bucket })).catch((err: unknown) => {
+        throw mapS3Error(err, { bucket, where: `s3://${bucket}`, endpoint: s3.endpoint, action: 'read the versioning of', notFound: 'bucket-missing' });
+      });
+      if (status.Status !== 'Enabled') {
+        throw new UsageError(`bucket ${bucket} has versioning ${status.Status ? status.Status.toLowerCase() : 'off'}: versions mode needs a versioned bucket (or use --mode copy)`);
+      }
+      for await (const v of listCurrentVersions(s3, bucket, prefix)) {
+        if (!wanted(v.key.slice(prefix.length))) continue;
+        await index.add(v);
+        stats.objects++;
+        stats.bytes += v.size;
+      }
+    } else {
+      const parent = new ParentCursor(ctx.repo, ctx.parent);
+      const large = new Limiter(2);
+      const downloads = new Limiter(o.concurrency ?? 8);
+      const download = (obj: ListedObject): Promise<CopyEntry | undefined> =>
+        (obj.size >= LARGE_OBJECT ? large : downloads).run(() =>
+          withRetry(() => downloadObject(ctx, s3, bucket, obj, stats), { attempts: 3, retryable: (err) => err instanceof StorageError && err.kind === 'unreachable' }),
+        );
+      // A window of downloads in flight; entries still enter the index in key order.
+      const window: Array<Promise<CopyEntry | undefined>> = [];
+      const flush = async () => {
+        const entry = await window.shift()!;
+        if (entry) {
+          await index.add(entry);
+          stats.objects++;
+          stats.bytes += entry.size;
+        }
+      };
+      try {
+        for await (const obj of listObjects(s3, bucket, prefix)) {
+          if (!wanted(obj.key.slice(prefix.length))) continue;
+          const previous = await parent.find(obj.key);
+          const unchanged = previous && previous.size === obj.size && previous.etag === obj.etag;
+          const pending = unchanged ? Promise.resolve({ ...previous, lastModified: obj.lastModified }) : download(obj);
+          pending.catch(() => undefined);
+          window.push(pending);
+          if (window.length >= (o.concurrency ?? 8) * 2) await flush();
+        }
+        while (window.length > 0) await flush();
+      } finally {
+        for (const p of window) p.catch(() => undefined);
+      }
+    }
+    const ref = await writer.closeIndex(index);
+    log.info(`${stats.objects} objects (${ref.count} indexed); downloaded ${stats.downloaded.objects} objects, ${stats.downloaded.getRequests} GET requests`);
+  } finally {
+    s3.client.destroy();
+  }
+  const details: S3Details & Record<string, unknown> = {
+    mode: o.mode,
+    bucket,
+    prefix,
+    endpoint: o.endpoint ?? null,
+    region: o.region ?? null,
+    forcePathStyle: o.forcePathStyle ?? false,
+    checksums: o.checksums ?? null,
+    deleteVersions: o.deleteVersions,
+    objects: stats.objects,
+    bytes: stats.bytes,
+    downloaded: stats.downloaded,
+  };
+  return { engineDetails: details, externalData: o.mode === 'versions', totals: { items: stats.objects, bytes: stats.bytes } };
+}
+
+async function downloadObject(
+  ctx: BackupContext,
+  s3: S3Context,
+  bucket: string,
+  obj: ListedObject,
+  stats: { downloaded: { objects: number; bytes: number; getRequests: number } },
+): Promise<CopyEntry | undefined> {
+  let got: Awaited<ReturnType<typeof getObject>>;
+  try {
+    got = await getObject(s3, bucket, obj.key);
+  } catch (err) {
+    // Deleted between the listing and the read: the snapshot shows the bucket without it.
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+  stats.downloaded.getRequests += got.requests;
+  const written = await ctx.repo.blobs.writeStream(got.body);
+  stats.downloaded.objects++;
+  stats.downloaded.bytes += written.size;
+  const m = got.meta;
+  return {
+    key: obj.key,
+    size: written.size,
+    etag: got.etag,
+    lastModified: got.lastModified,
+    ...(m.contentType !== undefined ? { contentType: m.contentType } : {}),
+    ...(m.contentEncoding !== undefined ? { contentEncoding: m.contentEncoding } : {}),
+    ...(m.cacheControl !== undefined ? { cacheControl: m.cacheControl } : {}),
+    ...(m.contentDisposition !== undefined ? { contentDisposition: m.contentDisposition } : {}),
+    ...(m.contentLanguage !== undefined ? { contentLanguage: m.contentLanguage } : {}),
+    metadata: m.metadata,
+    tags: m.tags,
+    checksum: written.checksum,
+    blobs: written.blobs,
+  };
+}

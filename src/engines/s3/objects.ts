@@ -1,0 +1,125 @@
+import {
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { mapS3Error } from '../../storage/s3.ts';
+
+/** One object as the listing shows it. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  etag: string;
+  lastModified: string;
+}
+
+export interface ListedVersion extends ListedObject {
+  versionId: string;
+}
+
+/** The metadata bak preserves per object. */
+export interface ObjectMetadata {
+  contentType?: string | undefined;
+  contentEncoding?: string | undefined;
+  cacheControl?: string | undefined;
+  contentDisposition?: string | undefined;
+  contentLanguage?: string | undefined;
+  metadata: Record<string, string>;
+  tags: Record<string, string>;
+}
+
+export interface S3Context {
+  client: S3Client;
+  endpoint: string;
+}
+
+const clean = (etag: string | undefined) => (etag ?? '').replace(/^"|"$/g, '');
+
+/** Every object under a prefix, page by page (1,000 keys at a time), in key order. */
+export async function* listObjects(s3: S3Context, bucket: string, prefix: string): AsyncGenerator<ListedObject> {
+  let token: string | undefined;
+  do {
+    const page = await s3.client
+      .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }))
+      .catch((err: unknown) => {
+        throw mapS3Error(err, { bucket, where: `s3://${bucket}/${prefix}`, endpoint: s3.endpoint, action: 'list', notFound: 'bucket-missing' });
+      });
+    for (const o of page.Contents ?? []) {
+      yield { key: o.Key!, size: o.Size ?? 0, etag: clean(o.ETag), lastModified: (o.LastModified ?? new Date(0)).toISOString() };
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+}
+
+/** The current version of every key under a prefix (a key whose newest version is a delete marker is absent), in key order. */
+export async function* listCurrentVersions(s3: S3Context, bucket: string, prefix: string): AsyncGenerator<ListedVersion> {
+  let keyMarker: string | undefined;
+  let versionMarker: string | undefined;
+  do {
+    const page = await s3.client
+      .send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionMarker, MaxKeys: 1000 }))
+      .catch((err: unknown) => {
+        throw mapS3Error(err, { bucket, where: `s3://${bucket}/${prefix}`, endpoint: s3.endpoint, action: 'list versions of', notFound: 'bucket-missing' });
+      });
+    for (const v of page.Versions ?? []) {
+      if (!v.IsLatest) continue;
+      yield {
+        key: v.Key!,
+        versionId: v.VersionId ?? 'null',
+        size: v.Size ?? 0,
+        etag: clean(v.ETag),
+        lastModified: (v.LastModified ?? new Date(0)).toISOString(),
+      };
+    }
+    keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+    versionMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+  } while (keyMarker);
+}
+
+/** Opens an object for reading, with the metadata and tags bak keeps. */
+export async function getObject(
+  s3: S3Context,
+  bucket: string,
+  key: string,
+  versionId?: string,
+): Promise<{ body: Readable; size: number; etag: string; lastModified: string; meta: ObjectMetadata; requests: number }> {
+  const where = `s3://${bucket}/${key}`;
+  const res = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId })).catch((err: unknown) => {
+    throw mapS3Error(err, { bucket, where, endpoint: s3.endpoint, action: 'read', notFound: 'not-found' });
+  });
+  let requests = 1;
+  let tags: Record<string, string> = {};
+  if ((res.TagCount ?? 0) > 0) {
+    const tagging = await s3.client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key, VersionId: versionId })).catch((err: unknown) => {
+      throw mapS3Error(err, { bucket, where, endpoint: s3.endpoint, action: 'read the tags of' });
+    });
+    tags = Object.fromEntries((tagging.TagSet ?? []).map((t) => [t.Key!, t.Value ?? '']));
+    requests++;
+  }
+  return {
+    body: res.Body as Readable,
+    size: res.ContentLength ?? 0,
+    etag: clean(res.ETag),
+    lastModified: (res.LastModified ?? new Date(0)).toISOString(),
+    meta: {
+      contentType: res.ContentType,
+      contentEncoding: res.ContentEncoding,
+      cacheControl: res.CacheControl,
+      contentDisposition: res.ContentDisposition,
+      contentLanguage: res.ContentLanguage,
+      metadata: res.Metadata ?? {},
+      tags,
+    },
+    requests,
+  };
+}
+
+/** `Tagging` header value for PutObject / multipart uploads. */
+export function encodeTags(tags: Record<string, string>): string | undefined {
+  const entries = Object.entries(tags);
+  if (entries.length === 0) return undefined;
+  return entries.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+}
