@@ -5,7 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NAMES } from '../../src/engines/names.ts';
 import { getEngine, registeredEngines } from '../../src/engines/registry.ts';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { randomBytes } from 'node:crypto';
 import { postgresEngine } from '../../src/engines/postgres/index.ts';
+import { s3Engine } from '../../src/engines/s3/index.ts';
+import { minioClient, uniqueName } from '../helpers/backends.ts';
+import { requireServer } from '../helpers/servers.ts';
 import { dirEngine, dirUri } from '../fixtures/dir-engine.ts';
 import { createRichDatabase, dropDatabase, pgUri, requirePostgres, schemaDump, tableFingerprints, uniqueDbName } from '../helpers/postgres.ts';
 import { makeFixtureTree, readTree } from '../helpers/fixture-tree.ts';
@@ -65,6 +70,43 @@ fixtures.postgres = async () => {
     cleanup: async () => {
       for (const db of created) await dropDatabase(server, db);
     },
+  };
+};
+
+fixtures.s3 = async () => {
+  const minio = await requireServer('minio');
+  const client = minioClient(minio);
+  const connection = { endpoint: minio.endpoint, region: minio.region, forcePathStyle: true, checksums: 'when-required', accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey };
+  const bucketOf = (uri: string) => new URL(uri).hostname;
+  const state = async (bucket: string) => {
+    const out: Record<string, unknown> = {};
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+    for (const o of page.Contents ?? []) {
+      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: o.Key! }));
+      const body = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: o.Key! }))).Body!.transformToByteArray());
+      out[o.Key!] = { body: body.toString('base64'), type: head.ContentType, meta: head.Metadata };
+    }
+    return out;
+  };
+  return {
+    engine: s3Engine,
+    makeSource: async () => {
+      const bucket = uniqueName('bakc-src');
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      for (const [key, body] of [['a.txt', 'alpha'], ['dir/ünï.bin', randomBytes(70_000)], ['empty', '']] as const) {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/x-bak', Metadata: { origin: 'contract' } }));
+      }
+      return s3Engine.parseSource(`s3://${bucket}`, connection);
+    },
+    makeTarget: async () => {
+      const bucket = uniqueName('bakc-dst');
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      return { uri: `s3://${bucket}`, options: { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey } };
+    },
+    assertSameData: async (source, target) => {
+      expect(await state(bucketOf(target.uri))).toEqual(await state(bucketOf(source.uri)));
+    },
+    cleanup: async () => client.destroy(),
   };
 };
 
