@@ -48,7 +48,7 @@ export const PINNED_OUTPUT_SETTINGS: readonly (readonly [name: string, value: st
   ['bytea_output', 'hex'],
 ];
 
-/** Environment for pg_dump so its data is written under PINNED_OUTPUT_SETTINGS (every -j worker inherits it). */
+/** Environment for pg_dump so its data is written under PINNED_OUTPUT_SETTINGS (every -j worker inherits it); append to, not replace, a PGOPTIONS the user set. */
 export const PG_DUMP_ENV: Readonly<Record<string, string>> = { PGTZ: 'UTC', PGOPTIONS: '-c bytea_output=hex' };
 
 /**
@@ -106,7 +106,7 @@ export class CopyDigester {
         this.#ended = true;
         return this.#checkTrailer(buf, nl + 1);
       }
-      this.#add(partial.digest());
+      this.#add(partial.digest('binary'));
       pos = nl + 1;
     }
     const end = buf.length;
@@ -123,18 +123,16 @@ export class CopyDigester {
         this.#ended = true;
         return this.#checkTrailer(buf, nl + 1);
       }
-      this.#add(hash('sha256', buf.subarray(pos, nl), 'buffer'));
+      this.#add(hash('sha256', buf.subarray(pos, nl), 'binary'));
       pos = nl + 1;
     }
   }
 
   finish(): CopyDigest {
-    if (!this.#finished) {
-      this.#finished = true;
-      if (this.#partial !== null) throw new CopyDataError(`COPY data is truncated: row ${this.#rows + 1} has no end of line`);
-      if (this.#requireEndMarker && !this.#ended) throw new CopyDataError(`COPY data is truncated: no "\\." end-of-data line after ${this.#rows} rows`);
-      this.#normalize();
-    }
+    if (this.#partial !== null) throw new CopyDataError(`COPY data is truncated: row ${this.#rows + 1} has no end of line`);
+    if (this.#requireEndMarker && !this.#ended) throw new CopyDataError(`COPY data is truncated: no "\\." end-of-data line after ${this.#rows} rows`);
+    if (!this.#finished) this.#normalize();
+    this.#finished = true;
     let hex = '';
     for (let k = 7; k >= 0; k--) hex += this.#lanes[k]!.toString(16).padStart(8, '0');
     return { rows: this.#rows, digest: hex };
@@ -146,16 +144,13 @@ export class CopyDigester {
     this.#partial!.update(piece);
   }
 
-  #add(h: Buffer): void {
+  // h is the digest as a 'binary' (latin1) string: one char per byte. Node's 'buffer' output costs a Buffer
+  // allocation per row and made hashing ~2.5x slower; a 32-char one-byte string is far cheaper.
+  #add(h: string): void {
     const lanes = this.#lanes;
-    lanes[0]! += h.readUInt32BE(28);
-    lanes[1]! += h.readUInt32BE(24);
-    lanes[2]! += h.readUInt32BE(20);
-    lanes[3]! += h.readUInt32BE(16);
-    lanes[4]! += h.readUInt32BE(12);
-    lanes[5]! += h.readUInt32BE(8);
-    lanes[6]! += h.readUInt32BE(4);
-    lanes[7]! += h.readUInt32BE(0);
+    for (let k = 0, i = 28; k < 8; k++, i -= 4) {
+      lanes[k]! += ((h.charCodeAt(i) << 24) | (h.charCodeAt(i + 1) << 16) | (h.charCodeAt(i + 2) << 8) | h.charCodeAt(i + 3)) >>> 0;
+    }
     this.#rows++;
     if (++this.#sinceNormalize === NORMALIZE_EVERY) this.#normalize();
   }

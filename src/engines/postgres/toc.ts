@@ -159,13 +159,19 @@ function readHeader(r: Reader): { header: TocHeader; version: number[] } {
   return { header, version };
 }
 
+function oidOf(text: string | null, at: string): number {
+  const oid = Number(text ?? 0);
+  if (!Number.isInteger(oid) || oid < 0) throw new TocFormatError(`toc.dat is corrupt: ${at} has oid "${text}"`);
+  return oid;
+}
+
 function readEntry(r: Reader, version: number[], index: number): TocEntry {
   const at = `entry ${index + 1}`;
   const dumpId = r.int(`${at} dump id`);
   if (dumpId <= 0) throw new TocFormatError(`toc.dat is corrupt: ${at} has dump id ${dumpId}`);
   const hadDumper = r.int(`${at} hadDumper`) !== 0;
-  const tableOid = Number(r.str(`${at} table oid`) ?? 0);
-  const oid = Number(r.str(`${at} oid`) ?? 0);
+  const tableOid = oidOf(r.str(`${at} table oid`), at);
+  const oid = oidOf(r.str(`${at} oid`), at);
   const tag = r.str(`${at} tag`);
   const desc = r.str(`${at} desc`);
   const sectionCode = r.int(`${at} section`);
