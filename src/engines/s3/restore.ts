@@ -12,7 +12,7 @@ import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
 import { copyEntrySchema, OBJECTS_INDEX, s3ContextOf, s3DetailsSchema, versionEntrySchema, type CopyEntry, type VersionEntry } from './backup.ts';
 import { compareKeys, keyFilter } from './keys.ts';
 import { encodeTags, getObject, listObjects, type ListedObject, type S3Context } from './objects.ts';
-import { parseS3Uri } from './source.ts';
+import { parseS3Uri, s3ConnectionFields } from './source.ts';
 
 export const s3RestoreOptionsSchema = z
   .object({
@@ -20,12 +20,7 @@ export const s3RestoreOptionsSchema = z
     dryRun: z.boolean().default(false),
     include: z.array(z.string()).default([]),
     exclude: z.array(z.string()).default([]),
-    endpoint: z.url().optional(),
-    region: z.string().optional(),
-    forcePathStyle: z.boolean().optional(),
-    checksums: z.enum(['when-supported', 'when-required']).optional(),
-    accessKeyId: z.string().optional(),
-    secretAccessKey: z.string().optional(),
+    ...s3ConnectionFields,
     concurrency: z.number().int().positive().max(64).default(8),
     /** Accepted for symmetry with the CLI's generic flags; S3 restores always compare. */
     verify: z.boolean().optional(),
@@ -63,6 +58,7 @@ export async function restoreS3(ctx: EngineContext, manifest: Manifest, target: 
     checksums: (details.checksums ?? undefined) as 'when-required' | 'when-supported' | undefined,
     accessKeyId: o.accessKeyId,
     secretAccessKey: o.secretAccessKey,
+    sessionToken: o.sessionToken,
   };
   const targetConn = {
     ...sourceConn,

@@ -3,15 +3,20 @@ import { UsageError } from '../../errors.ts';
 import type { StoreSettings } from '../../storage/open.ts';
 import type { Source } from '../engine.ts';
 
+/** How to reach a bucket: the same settings as an S3 repository. Shared by source and restore-target options. */
+export const s3ConnectionFields = {
+  endpoint: z.url().optional(),
+  region: z.string().optional(),
+  forcePathStyle: z.boolean().optional(),
+  checksums: z.enum(['when-supported', 'when-required']).optional(),
+  accessKeyId: z.string().optional(),
+  secretAccessKey: z.string().optional(),
+  sessionToken: z.string().optional(),
+};
+
 export const s3OptionsSchema = z
   .object({
-    endpoint: z.url().optional(),
-    region: z.string().optional(),
-    forcePathStyle: z.boolean().optional(),
-    checksums: z.enum(['when-supported', 'when-required']).optional(),
-    accessKeyId: z.string().optional(),
-    secretAccessKey: z.string().optional(),
-    sessionToken: z.string().optional(),
+    ...s3ConnectionFields,
     /** copy: object contents into the repository; versions: key → versionId of a versioned (replica) bucket. */
     mode: z.enum(['copy', 'versions']).default('copy'),
     /** Globs over the key relative to the prefix: `*` stays within a `/` segment, `**` crosses them. */
