@@ -34,7 +34,7 @@ export function registerRestore(program: Command): void {
     .requiredOption('--to <uri>', 'where to restore, e.g. postgres://postgres@db2:5432')
     .option('--database <name>', 'postgres: only this database of the snapshot (repeatable)', collect)
     .option('--as <name>', 'postgres: restore the (single) database under this name')
-    .option('--clean', 'postgres: drop and recreate the objects the snapshot holds in a non-empty target')
+    .option('--clean', 'postgres: the target database exists and is not empty: drop it and restore it anew')
     .option('--force', 'postgres: restore into a non-empty target as it is')
     .addOption(new Option('--jobs <n>', 'postgres: parallel pg_restore workers (default 2)').argParser(parsePositiveInt))
     .option('--dry-run', 'print what would be restored where; change nothing')

@@ -1,6 +1,6 @@
 import type { Manifest } from '../../repository/manifest.ts';
 import type { TableDataDetails } from './backup.ts';
-import { connect } from './connection.ts';
+import { connect, quoteIdent } from './connection.ts';
 import { digestTable, dumpSessionSql } from './copy-digest.ts';
 import type { PgConnection } from './source.ts';
 
@@ -35,7 +35,7 @@ export async function checkRestoredDatabase(
   try {
     for (const sql of dumpSessionSql({ clientEncoding: source.dumpEncoding ?? 'UTF8' })) await client.query(sql);
     for (const t of tables) {
-      const name = `${t.schema}.${t.table}`;
+      const name = `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
       try {
         const got = await digestTable(client, t.copy);
         rowsChecked += got.rows;

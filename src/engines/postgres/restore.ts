@@ -97,7 +97,7 @@ export async function restorePostgres(ctx: EngineContext, manifest: Manifest, ta
       }
       const objects = await userObjectCount(conn, name);
       if (objects > 0 && !options.clean && !options.force) {
-        throw new UsageError(`database "${name}" on ${conn.host}:${conn.port} is not empty (${objects} objects): restore with --clean to drop and recreate what the snapshot holds, --force to restore into it as it is, or --as NEWNAME`);
+        throw new UsageError(`database "${name}" on ${conn.host}:${conn.port} is not empty (${objects} objects): restore with --clean to drop and recreate the database, --force to restore into it as it is, or --as NEWNAME`);
       }
       plans.push({ source: db.name, target: name, action: options.clean ? 'clean' : 'into-existing' });
     }
@@ -105,7 +105,12 @@ export async function restorePostgres(ctx: EngineContext, manifest: Manifest, ta
     if (options.globals && !options.checkOnly) await restoreGlobals(ctx, manifest, tools, conn, secrets);
     for (const [i, plan] of plans.entries()) {
       const db = dbs[i]!;
-      if (plan.action === 'create') {
+      if (plan.action === 'clean') {
+        // --clean replaces the database whole: pg_restore's own --clean cannot drop partitions' inherited
+        // constraints and would leave a half-dropped target behind.
+        await admin.query(`DROP DATABASE ${quoteIdent(plan.target)} WITH (FORCE)`);
+      }
+      if (plan.action === 'create' || plan.action === 'clean') {
         await admin.query(
           `CREATE DATABASE ${quoteIdent(plan.target)} TEMPLATE template0 ENCODING '${db.encoding.replace(/'/g, "''")}' LC_COLLATE '${db.collate.replace(/'/g, "''")}' LC_CTYPE '${db.ctype.replace(/'/g, "''")}'`,
         );
@@ -151,7 +156,6 @@ async function restoreDatabase(
       await pipeline(ctx.repo.blobs.readStream(item.blobs), createWriteStream(path.join(dir, file)));
     }
     const args = ['--format=directory', `--jobs=${options.jobs}`, '--no-password', '--exit-on-error', `--dbname=${connectionString(conn, plan.target)}`];
-    if (plan.action === 'clean') args.push('--clean', '--if-exists');
     if (options.noOwner) args.push('--no-owner');
     ctx.log.info(`restoring ${db.name} into ${plan.target} (${plan.action}) with pg_restore --jobs=${options.jobs}`);
     await runTool(tools.pgRestore, [...args, dir], { env: toolEnv(conn), secrets });
