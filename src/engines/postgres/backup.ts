@@ -1,19 +1,30 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { BakError, UsageError } from '../../errors.ts';
 import type { ItemInfo } from '../../repository/snapshot-writer.ts';
 import { mapLimit } from '../../util/concurrency.ts';
 import { runTool, streamTool } from '../../util/process.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { connect, listDatabases, serverVersion, type DatabaseInfo } from './connection.ts';
-import { COPY_DIGEST_ALGORITHM, CopyDigester, PG_DUMP_ENV } from './copy-digest.ts';
+import { COPY_DIGEST_ALGORITHM, CopyDigester, PG_DUMP_ENV, type CopyDigest } from './copy-digest.ts';
 import { connectionString, globMatch, toolEnv, type PostgresSource } from './source.ts';
 import { copyOutSql, parseBlobsToc, parseToc, tableDataEntries } from './toc.ts';
 import { findPgTools, type PgTools } from './tools.ts';
 
 export const DUMP_FILE_KIND = 'pg-dump-file';
+const WORKER_DIGEST_FROM = 16 * 1024 * 1024;
+
+function digestInWorker(file: string): Promise<CopyDigest> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./digest-worker.ts', import.meta.url), { workerData: { file } });
+    worker.once('message', (result: CopyDigest) => resolve(result));
+    worker.once('error', reject);
+    worker.once('exit', (code) => (code === 0 ? undefined : reject(new BakError(`digest worker for ${path.basename(file)} exited with code ${code}`))));
+  });
+}
 export const GLOBALS_KIND = 'pg-globals';
 export const GLOBALS_ITEM = 'globals.sql';
 
@@ -134,14 +145,18 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
         await writer.addItem(info, createReadStream(path.join(dir, file)));
         return;
       }
-      // Digest the COPY text in the same pass that stores it: no second read of the file or the table.
-      const digester = new CopyDigester({ requireEndMarker: true });
+      const filePath = path.join(dir, file);
+      // A big table is digested by a worker thread (the second read comes from the page cache) while this
+      // thread stores it; a small one in the same pass that stores it.
+      const inWorker = (await stat(filePath)).size >= WORKER_DIGEST_FROM ? digestInWorker(filePath) : undefined;
+      inWorker?.catch(() => undefined);
+      const digester = inWorker ? undefined : new CopyDigester({ requireEndMarker: true });
       async function* digested() {
-        for await (const chunk of createReadStream(path.join(dir, file))) {
-          digester.update(chunk as Buffer);
+        for await (const chunk of createReadStream(filePath)) {
+          digester?.update(chunk as Buffer);
           yield chunk as Buffer;
         }
-        const result = digester.finish();
+        const result = inWorker ? await inWorker : digester!.finish();
         info.rows = result.rows;
         rows += result.rows;
         const details: TableDataDetails = {
