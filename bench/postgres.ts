@@ -1,0 +1,258 @@
+// PostgreSQL engine benchmark, in ONE run on ONE database of at least 1 GB (pgbench -i -s 70 by default):
+//   1. plain `pg_dump -Fd` (the same flags bak uses) vs `bak backup` into a fresh local repository
+//   2. plain `pg_restore` into a new database vs `bak restore --as` (with its integrity check, and with --no-verify)
+//   3. bytes a second `bak backup` of the unchanged database adds (totals.newBytes) vs the first's
+//   4. peak RSS of bak for backup and restore (GNU time %M: the largest of bak's process and its waited-for
+//      children such as pg_dump, not their sum)
+// and prints a table of figures against the issue's goals (ratio <= 1.15, < 1 % re-upload, < 300 MB).
+//
+// Usage: node bench/postgres.ts [--scale N] [--jobs N] [--rounds N] [--drop] [--keep]
+//   --scale   pgbench scale (default 70, about 1.05 GB); the database bak_bench_pgbench_s<N> is built once and
+//             kept for reruns (--drop removes it at the end)
+//   --jobs    parallel workers for pg_dump/pg_restore and bak (default 2)
+//   --rounds  repeat each timed pair and report the median (default 1)
+//   --keep    keep the temporary dump folder and repository (printed) instead of deleting them
+// Needs the PostgreSQL test server: bash scripts/servers/start.sh postgres
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Manifest } from '../src/repository/manifest.ts';
+import { BAK_BIN } from '../test/helpers/cli.ts';
+import {
+  connectionArgs,
+  createDatabase,
+  databaseExists,
+  dropDatabase,
+  pgEnv,
+  pgTool,
+  pgUri,
+  query,
+  requirePostgres,
+  type PgServer,
+} from '../test/helpers/postgres.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    scale: { type: 'string', default: '70' },
+    jobs: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '1' },
+    drop: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const scale = Number(flags.scale);
+const jobs = Number(flags.jobs);
+const rounds = Number(flags.rounds);
+if (![scale, jobs, rounds].every((n) => Number.isInteger(n) && n > 0)) {
+  throw new Error('usage: node bench/postgres.ts [--scale N] [--jobs N] [--rounds N] [--drop] [--keep]');
+}
+
+const MB = 1_000_000;
+const MiB = 1024 * 1024;
+const READY_MARK = `bak bench: pgbench -i -s ${scale} complete`;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+  /** Peak RSS in bytes (GNU time %M), when measured. */
+  maxRss?: number;
+}
+
+/** Runs a command, timing it; with `rss`, under /usr/bin/time -f %M to get the peak RSS. Throws on a non-zero exit. */
+async function run(cmd: string, args: string[], options: { env?: Record<string, string>; rss?: boolean; allowFail?: boolean } = {}): Promise<Run> {
+  const rssFile = options.rss ? path.join(tmpRoot, `rss-${Date.now()}-${Math.random().toString(36).slice(2)}`) : undefined;
+  const [file, argv] = rssFile ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args];
+  const started = performance.now();
+  const result = await new Promise<Omit<Run, 'seconds'>>((resolve, reject) => {
+    const child = spawn(file, argv, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const out: Run = { ...result, seconds };
+  if (rssFile) {
+    const text = await readFile(rssFile, 'utf8').catch(() => '');
+    const kb = Number(text.trim().split('\n').pop());
+    if (Number.isFinite(kb) && kb > 0) out.maxRss = kb * 1024;
+    await rm(rssFile, { force: true });
+  }
+  if (out.code !== 0 && !options.allowFail) {
+    throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${out.code} after ${seconds.toFixed(1)} s\n${out.stderr.slice(-4000)}`);
+  }
+  return out;
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(path.join(entry.parentPath, entry.name))).size;
+  }
+  return total;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Builds the pgbench database unless a complete one (marked by a database comment) is already there. */
+async function ensurePgbenchDatabase(server: PgServer, db: string): Promise<void> {
+  if (await databaseExists(server, db)) {
+    const [row] = await query<{ mark: string | null }>(server, 'postgres', "SELECT shobj_description(oid, 'pg_database') AS mark FROM pg_database WHERE datname = $1", [db]);
+    if (row?.mark === READY_MARK) {
+      console.error(`[bench] reusing ${db}`);
+      return;
+    }
+    console.error(`[bench] ${db} exists but is incomplete: rebuilding it`);
+    await dropDatabase(server, db);
+  }
+  console.error(`[bench] building ${db} with pgbench -i -s ${scale} (a few minutes) …`);
+  await createDatabase(server, db);
+  const init = await run(pgTool(server, 'pgbench'), [...connectionArgs(server), '-i', '-s', String(scale), '-q', db], { env: pgEnv(server) });
+  console.error(`[bench] pgbench -i took ${init.seconds.toFixed(1)} s`);
+  await query(server, 'postgres', `COMMENT ON DATABASE "${db}" IS '${READY_MARK}'`);
+}
+
+const tmpRoot = await mkdtemp(path.join(tmpdir(), 'bak-bench-pg-'));
+
+async function main(): Promise<void> {
+  const server = await requirePostgres();
+  const env = pgEnv(server);
+  const db = `bak_bench_pgbench_s${scale}`;
+  await ensurePgbenchDatabase(server, db);
+  const [{ size }] = (await query<{ size: string }>(server, 'postgres', 'SELECT pg_database_size($1)::text AS size', [db])) as [{ size: string }];
+  const dbBytes = Number(size);
+  if (dbBytes < 1e9) console.error(`[bench] warning: ${db} is ${(dbBytes / MB).toFixed(0)} MB, under the 1 GB the issue asks for; use a larger --scale`);
+
+  // Warm the OS cache so the first timed run does not pay for cold reads the second one gets free.
+  await query(server, db, 'SELECT count(*) FROM pgbench_accounts; SELECT count(*) FROM pgbench_history; SELECT count(*) FROM pgbench_tellers');
+
+  const repoDir = path.join(tmpRoot, 'repo');
+  const bak = (args: string[], options: { rss?: boolean } = {}) => run(BAK_BIN, ['--repo', repoDir, '--quiet', ...args], { env, ...options });
+  await bak(['init']);
+
+  // The flags bak passes to pg_dump (src/engines/postgres/backup.ts), so the comparison is like for like.
+  const pgDumpArgs = (dir: string) => [...connectionArgs(server), '--format=directory', '--compress=0', `--jobs=${jobs}`, '--no-sync', '--no-password', `--file=${dir}`, db];
+
+  const times = { pgDump: [] as number[], bakBackup: [] as number[], pgRestore: [] as number[], bakRestore: [] as number[], bakRestoreNoVerify: [] as number[] };
+  const rss = { pgDump: 0, bakBackup: 0, pgRestore: 0, bakRestore: 0 };
+  let firstManifest: Manifest | undefined;
+  let plainDumpBytes = 0;
+  const plainDir = path.join(tmpRoot, 'plain');
+  const targets: string[] = [];
+
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      console.error(`[bench] round ${round}/${rounds}: pg_dump -Fd -j ${jobs} …`);
+      await rm(plainDir, { recursive: true, force: true });
+      const dump = await run(pgTool(server, 'pg_dump'), pgDumpArgs(plainDir), { env, rss: true });
+      times.pgDump.push(dump.seconds);
+      rss.pgDump = Math.max(rss.pgDump, dump.maxRss ?? 0);
+      plainDumpBytes = await dirBytes(plainDir);
+
+      console.error(`[bench] round ${round}/${rounds}: bak backup --jobs ${jobs} …`);
+      // Every round's first backup goes into an empty repository, so it really uploads everything.
+      if (round > 1) {
+        await rm(repoDir, { recursive: true, force: true });
+        await bak(['init']);
+      }
+      const backup = await bak(['backup', pgUri(server, db), '--jobs', String(jobs), '--json'], { rss: true });
+      times.bakBackup.push(backup.seconds);
+      rss.bakBackup = Math.max(rss.bakBackup, backup.maxRss ?? 0);
+      firstManifest = JSON.parse(backup.stdout) as Manifest;
+
+      console.error(`[bench] round ${round}/${rounds}: pg_restore -j ${jobs} …`);
+      const plainTarget = `${db}_plain_restore`;
+      targets.push(plainTarget);
+      await dropDatabase(server, plainTarget);
+      await createDatabase(server, plainTarget);
+      const restore = await run(pgTool(server, 'pg_restore'), [...connectionArgs(server), `--jobs=${jobs}`, '--no-password', `--dbname=${plainTarget}`, plainDir], { env, rss: true });
+      times.pgRestore.push(restore.seconds);
+      rss.pgRestore = Math.max(rss.pgRestore, restore.maxRss ?? 0);
+      await dropDatabase(server, plainTarget);
+
+      console.error(`[bench] round ${round}/${rounds}: bak restore --jobs ${jobs} (with the integrity check) …`);
+      const bakTarget = `${db}_bak_restore`;
+      targets.push(bakTarget);
+      await dropDatabase(server, bakTarget);
+      const restoreArgs = ['restore', firstManifest.id, '--to', pgUri(server), '--database', db, '--as', bakTarget, '--jobs', String(jobs)];
+      const bakRestore = await bak(restoreArgs, { rss: true });
+      times.bakRestore.push(bakRestore.seconds);
+      rss.bakRestore = Math.max(rss.bakRestore, bakRestore.maxRss ?? 0);
+      await dropDatabase(server, bakTarget);
+
+      console.error(`[bench] round ${round}/${rounds}: bak restore --jobs ${jobs} --no-verify …`);
+      const noVerify = await bak([...restoreArgs, '--no-verify'], { rss: true });
+      times.bakRestoreNoVerify.push(noVerify.seconds);
+      rss.bakRestore = Math.max(rss.bakRestore, noVerify.maxRss ?? 0);
+      await dropDatabase(server, bakTarget);
+    }
+
+    console.error('[bench] second bak backup of the unchanged database …');
+    const second = await bak(['backup', pgUri(server, db), '--jobs', String(jobs), '--json'], { rss: true });
+    rss.bakBackup = Math.max(rss.bakBackup, second.maxRss ?? 0);
+    const secondManifest = JSON.parse(second.stdout) as Manifest;
+    const repoBytes = await dirBytes(repoDir);
+
+    const first = firstManifest!;
+    const ratio = (a: number, b: number) => a / b;
+    const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+    const backupRatio = ratio(median(times.bakBackup), median(times.pgDump));
+    const restoreRatio = ratio(median(times.bakRestore), median(times.pgRestore));
+    const restoreNvRatio = ratio(median(times.bakRestoreNoVerify), median(times.pgRestore));
+    const reupload = secondManifest.totals.newBytes / first.totals.newBytes;
+    const rows: string[][] = [
+      ['measure', 'plain', 'bak', 'bak/plain', 'goal', ''],
+      ['backup wall time (s)', median(times.pgDump).toFixed(1), median(times.bakBackup).toFixed(1), backupRatio.toFixed(3), '<= 1.15', mark(backupRatio <= 1.15)],
+      ['restore wall time, with check (s)', median(times.pgRestore).toFixed(1), median(times.bakRestore).toFixed(1), restoreRatio.toFixed(3), '<= 1.15', mark(restoreRatio <= 1.15)],
+      ['restore wall time, --no-verify (s)', median(times.pgRestore).toFixed(1), median(times.bakRestoreNoVerify).toFixed(1), restoreNvRatio.toFixed(3), '(info)', ''],
+      [
+        'second backup new bytes',
+        `${(first.totals.newBytes / MiB).toFixed(1)} MiB (1st)`,
+        `${(secondManifest.totals.newBytes / 1024).toFixed(1)} KiB (2nd)`,
+        `${(reupload * 100).toFixed(4)} %`,
+        '< 1 %',
+        mark(reupload < 0.01),
+      ],
+      ['second backup wall time (s)', '', second.seconds.toFixed(1), '', '', ''],
+      ['peak RSS backup (MB)', (rss.pgDump / MB).toFixed(0), (rss.bakBackup / MB).toFixed(0), '', '< 300', mark(rss.bakBackup > 0 && rss.bakBackup < 300 * MB)],
+      ['peak RSS restore (MB)', (rss.pgRestore / MB).toFixed(0), (rss.bakRestore / MB).toFixed(0), '', '< 300', mark(rss.bakRestore > 0 && rss.bakRestore < 300 * MB)],
+      ['bytes on disk (MiB)', `${(plainDumpBytes / MiB).toFixed(0)} (dump dir)`, `${(repoBytes / MiB).toFixed(0)} (repo, 2 snapshots)`, '', '', ''],
+    ];
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+    console.log(`\nPostgreSQL engine benchmark: ${db} (${(dbBytes / MB).toFixed(0)} MB, pgbench scale ${scale}), --jobs ${jobs}, ${rounds} round(s)${rounds > 1 ? ' (medians)' : ''}`);
+    console.log(`server ${String(first.engineDetails.serverVersion ?? '?')}, pg_dump ${String(first.engineDetails.pgDumpVersion ?? '?')}; pg_dump flags: ${pgDumpArgs('DIR').slice(connectionArgs(server).length).join(' ')}`);
+    for (const [i, r] of rows.entries()) {
+      console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
+      if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+    }
+    console.log(
+      `\n1st backup: ${first.totals.items} items, ${(first.totals.bytes / MiB).toFixed(0)} MiB plain, ${(first.totals.storedBytes / MiB).toFixed(0)} MiB stored; ` +
+        `2nd: newBytes ${secondManifest.totals.newBytes} B of ${(secondManifest.totals.bytes / MiB).toFixed(0)} MiB plain`,
+    );
+    console.log('peak RSS is GNU time %M: the largest of the process and its waited-for children (pg_dump/pg_restore workers), not their sum');
+  } finally {
+    for (const t of targets) await dropDatabase(server, t).catch(() => undefined);
+    if (flags.drop) {
+      console.error(`[bench] dropping ${db}`);
+      await dropDatabase(server, db);
+    }
+  }
+}
+
+try {
+  await main();
+} finally {
+  if (flags.keep) console.error(`[bench] kept ${tmpRoot}`);
+  else if (existsSync(tmpRoot)) await rm(tmpRoot, { recursive: true, force: true });
+}
