@@ -15,6 +15,8 @@ export class LocalStore implements ObjectStore {
   readonly atomicCreateOnly = true;
   readonly root: string;
   private rootChecked = false;
+  // Folders known to exist: a put into blobs/ab/ need not ask the filesystem again.
+  private readonly madeDirs = new Set<string>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -48,14 +50,14 @@ export class LocalStore implements ObjectStore {
       await this.checkAccess();
       this.rootChecked = true;
     }
-    await fs.mkdir(tmpDir, { recursive: true }).catch((err) => {
+    await this.ensureDir(tmpDir).catch((err) => {
       throw mapFsError(err, this.root);
     });
     const tmp = path.join(tmpDir, `${randomBytes(8).toString('hex')}.part`);
     try {
       if (Buffer.isBuffer(body)) await fs.writeFile(tmp, body, { flag: 'wx' });
       else await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
-      await fs.mkdir(path.dirname(target), { recursive: true });
+      await this.ensureDir(path.dirname(target));
       if (options.ifAbsent) {
         // link() fails with EEXIST atomically: the create-only put local disk can offer.
         try {
@@ -73,6 +75,12 @@ export class LocalStore implements ObjectStore {
     } finally {
       await fs.rm(tmp, { force: true });
     }
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    if (this.madeDirs.size < 10_000) this.madeDirs.add(dir);
   }
 
   async get(key: string): Promise<Readable> {

@@ -55,8 +55,9 @@ export async function* chunkStream(source: ByteSource, params: ChunkingParams = 
   // Normalised chunking: harder to cut before the average size, easier after, which narrows the size spread.
   const maskSmall = topBitsMask(Math.min(31, bits + 2));
   const maskLarge = topBitsMask(Math.max(1, bits - 2));
-  // Reused for every chunk: what is yielded is a copy.
-  const chunk = Buffer.allocUnsafe(params.max);
+  // Reused for every chunk (what is yielded is a copy), and grown only as needed: a small object
+  // never pays for a max-sized buffer.
+  let chunk = Buffer.allocUnsafe(Math.min(params.max, 64 * 1024));
   let length = 0;
   let hash = 0;
 
@@ -64,6 +65,11 @@ export async function* chunkStream(source: ByteSource, params: ChunkingParams = 
     let input = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     while (input.length > 0) {
       const take = Math.min(input.length, params.max - length);
+      if (length + take > chunk.length) {
+        const grown = Buffer.allocUnsafe(Math.min(params.max, Math.max(chunk.length * 2, length + take)));
+        chunk.copy(grown, 0, 0, length);
+        chunk = grown;
+      }
       input.copy(chunk, length, 0, take);
       input = input.subarray(take);
       const scanFrom = Math.max(length, params.min);

@@ -11,7 +11,7 @@ import { Limiter } from '../../util/concurrency.ts';
 import { withRetry } from '../../util/retry.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { compareKeys, keyFilter } from './keys.ts';
-import { getObject, listCurrentVersions, listObjects, type ListedObject, type S3Context } from './objects.ts';
+import { getObject, headObjectMetadata, listCurrentVersions, listObjects, type ListedObject, type ObjectMetadata, type S3Context } from './objects.ts';
 import { storeSettingsOf, type S3Source } from './source.ts';
 
 export const OBJECTS_INDEX = 'objects';
@@ -128,7 +128,12 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
           if (!wanted(obj.key.slice(prefix.length))) continue;
           const previous = await parent.find(obj.key);
           const unchanged = previous && previous.size === obj.size && previous.etag === obj.etag;
-          const pending = unchanged ? Promise.resolve({ ...previous, lastModified: obj.lastModified }) : download(obj);
+          // Same bytes: no GET. A newer LastModified with the same ETag means metadata replaced in place: re-read only that.
+          const pending = !unchanged
+            ? download(obj)
+            : sameSecond(previous.lastModified, obj.lastModified)
+              ? Promise.resolve(previous)
+              : downloads.run(() => refreshMetadata(s3, bucket, obj, previous, stats));
           pending.catch(() => undefined);
           window.push(pending);
           if (window.length >= (o.concurrency ?? 8) * 2) await flush();
@@ -159,6 +164,38 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
   return { engineDetails: details, externalData: o.mode === 'versions', totals: { items: stats.objects, bytes: stats.bytes } };
 }
 
+/** Listings give milliseconds, HTTP headers whole seconds: compare what both can say. */
+function sameSecond(a: string, b: string): boolean {
+  return Math.floor(Date.parse(a) / 1000) === Math.floor(Date.parse(b) / 1000);
+}
+
+async function refreshMetadata(s3: S3Context, bucket: string, obj: ListedObject, previous: CopyEntry, stats: { downloaded: { getRequests: number } }): Promise<CopyEntry> {
+  const { meta } = await headObjectMetadata(s3, bucket, obj.key);
+  stats.downloaded.getRequests += 2;
+  // The content (and so its blobs) is the parent's; headers, metadata and tags are read anew.
+  return {
+    key: previous.key,
+    size: previous.size,
+    etag: previous.etag,
+    checksum: previous.checksum,
+    blobs: previous.blobs,
+    lastModified: obj.lastModified,
+    ...definedHeaders(meta),
+    metadata: meta.metadata,
+    tags: meta.tags,
+  };
+}
+
+function definedHeaders(m: ObjectMetadata): Partial<Pick<CopyEntry, 'contentType' | 'contentEncoding' | 'cacheControl' | 'contentDisposition' | 'contentLanguage'>> {
+  return {
+    ...(m.contentType !== undefined ? { contentType: m.contentType } : {}),
+    ...(m.contentEncoding !== undefined ? { contentEncoding: m.contentEncoding } : {}),
+    ...(m.cacheControl !== undefined ? { cacheControl: m.cacheControl } : {}),
+    ...(m.contentDisposition !== undefined ? { contentDisposition: m.contentDisposition } : {}),
+    ...(m.contentLanguage !== undefined ? { contentLanguage: m.contentLanguage } : {}),
+  };
+}
+
 async function downloadObject(
   ctx: BackupContext,
   s3: S3Context,
@@ -183,12 +220,9 @@ async function downloadObject(
     key: obj.key,
     size: written.size,
     etag: got.etag,
-    lastModified: got.lastModified,
-    ...(m.contentType !== undefined ? { contentType: m.contentType } : {}),
-    ...(m.contentEncoding !== undefined ? { contentEncoding: m.contentEncoding } : {}),
-    ...(m.cacheControl !== undefined ? { cacheControl: m.cacheControl } : {}),
-    ...(m.contentDisposition !== undefined ? { contentDisposition: m.contentDisposition } : {}),
-    ...(m.contentLanguage !== undefined ? { contentLanguage: m.contentLanguage } : {}),
+    // The listing's time, as the next backup compares it with the listing (a GET's header has only seconds).
+    lastModified: obj.lastModified,
+    ...definedHeaders(m),
     metadata: m.metadata,
     tags: m.tags,
     checksum: written.checksum,

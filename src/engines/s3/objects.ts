@@ -1,6 +1,7 @@
 import {
   GetObjectCommand,
   GetObjectTaggingCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
   type S3Client,
@@ -115,6 +116,44 @@ export async function getObject(
     },
     requests,
   };
+}
+
+/** The metadata and tags of an object (HEAD + tagging), without reading its content. */
+export async function headObjectMetadata(s3: S3Context, bucket: string, key: string, versionId?: string): Promise<{ versionId: string | undefined; meta: ObjectMetadata }> {
+  const where = { bucket, where: `s3://${bucket}/${key}`, endpoint: s3.endpoint, action: 'read the metadata of', notFound: 'not-found' as const };
+  const head = await s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId })).catch((err: unknown) => {
+    throw mapS3Error(err, where);
+  });
+  const tagging = await s3.client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key, VersionId: versionId })).catch((err: unknown) => {
+    throw mapS3Error(err, where);
+  });
+  return {
+    versionId: head.VersionId,
+    meta: {
+      contentType: head.ContentType,
+      contentEncoding: head.ContentEncoding,
+      cacheControl: head.CacheControl,
+      contentDisposition: head.ContentDisposition,
+      contentLanguage: head.ContentLanguage,
+      metadata: head.Metadata ?? {},
+      tags: Object.fromEntries((tagging.TagSet ?? []).map((t) => [t.Key!, t.Value ?? ''])),
+    },
+  };
+}
+
+/** Whether two objects carry the same headers, user metadata and tags. */
+export function sameMetadata(a: ObjectMetadata, b: ObjectMetadata): boolean {
+  const norm = (m: ObjectMetadata) =>
+    JSON.stringify([
+      m.contentType ?? null,
+      m.contentEncoding ?? null,
+      m.cacheControl ?? null,
+      m.contentDisposition ?? null,
+      m.contentLanguage ?? null,
+      Object.entries(m.metadata).sort(),
+      Object.entries(m.tags).sort(),
+    ]);
+  return norm(a) === norm(b);
 }
 
 /** `Tagging` header value for PutObject / multipart uploads. */

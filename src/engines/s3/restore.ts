@@ -11,7 +11,7 @@ import { withRetry } from '../../util/retry.ts';
 import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
 import { copyEntrySchema, OBJECTS_INDEX, s3ContextOf, s3DetailsSchema, versionEntrySchema, type CopyEntry, type VersionEntry } from './backup.ts';
 import { compareKeys, keyFilter } from './keys.ts';
-import { encodeTags, getObject, listObjects, type ListedObject, type S3Context } from './objects.ts';
+import { encodeTags, getObject, headObjectMetadata, listObjects, sameMetadata, type ListedObject, type S3Context } from './objects.ts';
 import { parseS3Uri, s3ConnectionFields } from './source.ts';
 
 export const s3RestoreOptionsSchema = z
@@ -121,7 +121,7 @@ export async function restoreS3(ctx: EngineContext, manifest: Manifest, target: 
       await skipExtrasBefore(key);
       const there = current?.key === key ? current : undefined;
       if (there) await advance();
-      if (there && there.size === entry.size && there.etag === entry.etag) {
+      if (there && there.size === entry.size && there.etag === entry.etag && (await alreadyRestored(src, dst, details, to.bucket, key, entry))) {
         counters.skipped++;
         continue;
       }
@@ -154,6 +154,21 @@ export async function restoreS3(ctx: EngineContext, manifest: Manifest, target: 
     throw Object.assign(new BakError(`${counters.failed.length} object(s) failed to restore:\n  ${counters.failed.slice(0, 20).map((f) => `${f.key}: ${f.error}`).join('\n  ')}`), { report });
   }
   return report;
+}
+
+/**
+ * Same size and ETag say the bytes match; the headers, metadata and tags must match too before a target
+ * object counts as restored. Versions mode in place: the current version must be the recorded one.
+ */
+async function alreadyRestored(src: S3Context, dst: S3Context, details: { mode: string; bucket: string }, bucket: string, key: string, entry: CopyEntry | VersionEntry): Promise<boolean> {
+  const target = await headObjectMetadata(dst, bucket, key);
+  if ('versionId' in entry) {
+    // Objects written while versioning was off (and MinIO's folder-like keys) report no version id: S3 calls it "null".
+    if (bucket === details.bucket && key === entry.key && src === dst) return (target.versionId ?? 'null') === entry.versionId;
+    const recorded = await headObjectMetadata(src, details.bucket, entry.key, entry.versionId);
+    return sameMetadata(target.meta, recorded.meta);
+  }
+  return sameMetadata(target.meta, entry);
 }
 
 async function putFromRepository(ctx: EngineContext, dst: S3Context, bucket: string, key: string, entry: CopyEntry): Promise<void> {

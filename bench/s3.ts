@@ -1,0 +1,278 @@
+// S3 engine benchmark on the MinIO test server, in ONE run:
+//   1. a bucket of 10,000 small objects (1–8 KiB) plus 3 large ones (64 MiB): full `bak backup` (copy mode, local
+//      repository) wall time vs `rclone copy` (Debian package) of the same bucket to a local folder (goal <= 1.0)
+//   2. a second `bak backup` after overwriting 1 % of the small objects: wall time (goal <= 10 % of the full one) and
+//      the GET requests it made (engineDetails.downloaded.getRequests)
+//   3. peak RSS (GNU time %M) of a backup of 10,000 and of 100,000 tiny objects (goal < 200 MB, flat as keys grow)
+// and prints a table of the figures against the issue's goals. Cleans up its buckets and folders (unless --keep).
+//
+// Usage: node bench/s3.ts [--small N] [--large N] [--large-mib N] [--keys N] [--concurrency N] [--rounds N] [--keep]
+//   --small        small objects in the main bucket (default 10000)
+//   --large        large objects (default 3), of --large-mib MiB each (default 64)
+//   --keys         keys of the tiny-object bucket for the memory figure (default 100000; 10 % of them are backed up
+//                  alone for the smaller figure)
+//   --concurrency  bak --concurrency and rclone --transfers/--checkers (default 8)
+//   --rounds       repeat the full rclone/bak pair and report medians (default 1)
+//   --keep         keep buckets, repository and folders (printed) instead of deleting them
+// Needs the MinIO test server (bash scripts/servers/start.sh minio) and rclone (apt-get install -y rclone).
+import { spawn } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { Manifest } from '../src/repository/manifest.ts';
+import { minioClient, uniqueName } from '../test/helpers/backends.ts';
+import { BAK_BIN } from '../test/helpers/cli.ts';
+import { awsEnv, createBucket, deleteBucketCompletely, mapLimit, putLargeObject, s3Flags } from '../test/helpers/s3-fixture.ts';
+import { requireServer } from '../test/helpers/servers.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    small: { type: 'string', default: '10000' },
+    large: { type: 'string', default: '3' },
+    'large-mib': { type: 'string', default: '64' },
+    keys: { type: 'string', default: '100000' },
+    concurrency: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '1' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const SMALL = Number(flags.small);
+const LARGE = Number(flags.large);
+const LARGE_MIB = Number(flags['large-mib']);
+const KEYS = Number(flags.keys);
+const CONCURRENCY = Number(flags.concurrency);
+const ROUNDS = Number(flags.rounds);
+if (![SMALL, LARGE_MIB, KEYS, CONCURRENCY, ROUNDS].every((n) => Number.isInteger(n) && n > 0) || !Number.isInteger(LARGE) || LARGE < 0) {
+  throw new Error('usage: node bench/s3.ts [--small N] [--large N] [--large-mib N] [--keys N] [--concurrency N] [--rounds N] [--keep]');
+}
+const SMALL_KEYS = Math.max(1, Math.round(KEYS / 10));
+
+const MB = 1_000_000;
+const MiB = 1024 * 1024;
+const PUT_CONCURRENCY = 32;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+  /** Peak RSS in bytes (GNU time %M). */
+  maxRss: number;
+}
+
+const tmpRoot = await mkdtemp(path.join(tmpdir(), 'bak-bench-s3-'));
+
+/** Runs a command under /usr/bin/time -f %M, timing it; throws on a non-zero exit. */
+async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const rssFile = path.join(tmpRoot, `rss-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+  const started = performance.now();
+  const result = await new Promise<Omit<Run, 'seconds' | 'maxRss'>>((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args], {
+      env: { ...process.env, BAK_CONFIG: '', BAK_REPOSITORY: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const kb = Number((await readFile(rssFile, 'utf8').catch(() => '0')).trim().split('\n').pop());
+  await rm(rssFile, { force: true });
+  const out: Run = { ...result, seconds, maxRss: Number.isFinite(kb) ? kb * 1024 : 0 };
+  if (out.code !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${out.code} after ${seconds.toFixed(1)} s\n${out.stderr.slice(-4000)}`);
+  return out;
+}
+
+async function dirStats(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    files++;
+    bytes += (await stat(path.join(entry.parentPath, entry.name))).size;
+  }
+  return { files, bytes };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const smallKey = (i: number) => `small/${String(i).padStart(5, '0')}.bin`;
+
+async function main(): Promise<void> {
+  const minio = await requireServer('minio');
+  const s3 = minioClient(minio);
+  const env = awsEnv(minio);
+  const bucketName = uniqueName('bak-bench-s3');
+  const tiny = uniqueName('bak-bench-s3keys');
+  const buckets: string[] = [];
+  const bak = (repo: string, args: string[]) => run(BAK_BIN, ['--repo', repo, '--quiet', '--concurrency', String(CONCURRENCY), ...args], env);
+  const backup = (repo: string, uri: string) => bak(repo, ['backup', uri, ...s3Flags(minio.endpoint), '--json']);
+  const details = (r: Run) => (JSON.parse(r.stdout) as Manifest).engineDetails as {
+    objects: number;
+    bytes: number;
+    downloaded: { objects: number; bytes: number; getRequests: number };
+  };
+
+  try {
+    // --- the main bucket ---
+    console.error(`[bench] bucket ${bucketName}: ${SMALL} small objects (1–8 KiB) + ${LARGE} × ${LARGE_MIB} MiB …`);
+    let started = performance.now();
+    await createBucket(s3, bucketName);
+    buckets.push(bucketName);
+    await mapLimit(
+      Array.from({ length: SMALL }, (_, i) => i),
+      PUT_CONCURRENCY,
+      (i) => s3.send(new PutObjectCommand({ Bucket: bucketName, Key: smallKey(i), Body: randomBytes(randomInt(1024, 8 * 1024 + 1)) })),
+    );
+    for (let i = 0; i < LARGE; i++) await putLargeObject(s3, bucketName, `large/${i}.bin`, LARGE_MIB * MiB);
+    const totalBytes = (SMALL * 4.5 * 1024 + LARGE * LARGE_MIB * MiB) / MiB;
+    console.error(`[bench] filled in ${((performance.now() - started) / 1000).toFixed(1)} s (about ${totalBytes.toFixed(0)} MiB)`);
+
+    // --- 1. full backup vs rclone copy ---
+    const rcloneEnv = {
+      // A CA bundle meant for HTTPS proxies makes rclone's AWS SDK refuse its own HTTP transport; MinIO is plain HTTP.
+      AWS_CA_BUNDLE: '',
+      RCLONE_CONFIG: path.join(tmpRoot, 'rclone.conf'),
+      RCLONE_CONFIG_BAKBENCH_TYPE: 's3',
+      RCLONE_CONFIG_BAKBENCH_PROVIDER: 'Minio',
+      RCLONE_CONFIG_BAKBENCH_ENV_AUTH: 'false',
+      RCLONE_CONFIG_BAKBENCH_ACCESS_KEY_ID: minio.accessKeyId,
+      RCLONE_CONFIG_BAKBENCH_SECRET_ACCESS_KEY: minio.secretAccessKey,
+      RCLONE_CONFIG_BAKBENCH_ENDPOINT: minio.endpoint,
+      RCLONE_CONFIG_BAKBENCH_REGION: minio.region,
+    };
+    const rcloneVersion = (await run('rclone', ['version'], rcloneEnv)).stdout.split('\n')[0];
+    const times = { rclone: [] as number[], bak: [] as number[] };
+    const rss = { rclone: 0, bakFull: 0 };
+    let repo = '';
+    let full: Run | undefined;
+    let copied = { files: 0, bytes: 0 };
+    for (let round = 1; round <= ROUNDS; round++) {
+      const dest = path.join(tmpRoot, `rclone-${round}`);
+      console.error(`[bench] round ${round}/${ROUNDS}: rclone copy --transfers ${CONCURRENCY} --checkers ${CONCURRENCY} …`);
+      const rc = await run('rclone', ['copy', `bakbench:${bucketName}`, dest, '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY)], rcloneEnv);
+      times.rclone.push(rc.seconds);
+      rss.rclone = Math.max(rss.rclone, rc.maxRss);
+      copied = await dirStats(dest);
+      await rm(dest, { recursive: true, force: true });
+      if (copied.files !== SMALL + LARGE) throw new Error(`rclone copied ${copied.files} files, expected ${SMALL + LARGE}`);
+
+      if (repo) await rm(repo, { recursive: true, force: true });
+      repo = path.join(tmpRoot, `repo-${round}`);
+      await bak(repo, ['init']);
+      console.error(`[bench] round ${round}/${ROUNDS}: bak backup (copy mode, --concurrency ${CONCURRENCY}) …`);
+      full = await backup(repo, `s3://${bucketName}`);
+      times.bak.push(full.seconds);
+      rss.bakFull = Math.max(rss.bakFull, full.maxRss);
+      const d = details(full);
+      if (d.objects !== SMALL + LARGE) throw new Error(`bak recorded ${d.objects} objects, expected ${SMALL + LARGE}`);
+    }
+    const fullDetails = details(full!);
+
+    // --- 2. second snapshot after changing 1 % ---
+    const changedCount = Math.max(1, Math.round(SMALL / 100));
+    const changed = new Set<number>();
+    while (changed.size < changedCount) changed.add(randomInt(0, SMALL));
+    console.error(`[bench] overwriting ${changedCount} small objects, then a second bak backup …`);
+    await mapLimit([...changed], PUT_CONCURRENCY, (i) =>
+      s3.send(new PutObjectCommand({ Bucket: bucketName, Key: smallKey(i), Body: randomBytes(randomInt(1024, 8 * 1024 + 1)) })),
+    );
+    const second = await backup(repo, `s3://${bucketName}`);
+    const secondManifest = JSON.parse(second.stdout) as Manifest;
+    const secondDetails = details(second);
+    const firstId = (JSON.parse(full!.stdout) as Manifest).id;
+    if (secondManifest.parent !== firstId) console.error(`[bench] warning: second snapshot's parent is ${secondManifest.parent}, not ${firstId}`);
+
+    // --- 3. memory as keys grow ---
+    console.error(`[bench] bucket ${tiny}: ${KEYS} tiny objects (${SMALL_KEYS} under a/, the rest under b/) …`);
+    started = performance.now();
+    await createBucket(s3, tiny);
+    buckets.push(tiny);
+    await mapLimit(
+      Array.from({ length: KEYS }, (_, i) => i),
+      PUT_CONCURRENCY * 2,
+      (i) =>
+        s3.send(
+          new PutObjectCommand({
+            Bucket: tiny,
+            Key: `${i < SMALL_KEYS ? 'a' : 'b'}/${String(i).padStart(6, '0')}`,
+            Body: randomBytes(randomInt(16, 257)),
+          }),
+        ),
+    );
+    console.error(`[bench] filled in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const keyRuns: Array<{ keys: number; run: Run }> = [];
+    for (const [keys, uri] of [
+      [SMALL_KEYS, `s3://${tiny}/a`],
+      [KEYS, `s3://${tiny}`],
+    ] as const) {
+      const keyRepo = path.join(tmpRoot, `repo-keys-${keys}`);
+      await bak(keyRepo, ['init']);
+      console.error(`[bench] bak backup of ${keys} tiny objects …`);
+      const r = await backup(keyRepo, uri);
+      if (details(r).objects !== keys) throw new Error(`bak recorded ${details(r).objects} objects, expected ${keys}`);
+      keyRuns.push({ keys, run: r });
+      if (!flags.keep) await rm(keyRepo, { recursive: true, force: true });
+    }
+
+    // --- report ---
+    const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+    const tRclone = median(times.rclone);
+    const tBak = median(times.bak);
+    const ratio = tBak / tRclone;
+    const incr = second.seconds / tBak;
+    const [k10, k100] = keyRuns as [{ keys: number; run: Run }, { keys: number; run: Run }];
+    const growth = k100.run.maxRss / k10.run.maxRss;
+    const rows: string[][] = [
+      ['measure', 'rclone copy', 'bak', 'ratio', 'goal', ''],
+      [`full backup, ${SMALL} small + ${LARGE} × ${LARGE_MIB} MiB (s)`, tRclone.toFixed(1), tBak.toFixed(1), ratio.toFixed(3), 'bak/rclone <= 1.0', mark(ratio <= 1.0)],
+      ['  throughput (MiB/s)', (copied.bytes / MiB / tRclone).toFixed(1), (fullDetails.bytes / MiB / tBak).toFixed(1), '', '', ''],
+      ['  objects/s', ((SMALL + LARGE) / tRclone).toFixed(0), ((SMALL + LARGE) / tBak).toFixed(0), '', '', ''],
+      ['  GET requests', '', String(fullDetails.downloaded.getRequests), '', '', ''],
+      ['  peak RSS (MB)', (rss.rclone / MB).toFixed(0), (rss.bakFull / MB).toFixed(0), '', '', ''],
+      [`second backup after changing ${changedCount} objects (s)`, '', second.seconds.toFixed(2), `${(incr * 100).toFixed(1)} %`, '<= 10 % of full', mark(incr <= 0.1)],
+      ['  GET requests', '', String(secondDetails.downloaded.getRequests), '', `~${changedCount}`, ''],
+      ['  objects / bytes downloaded', '', `${secondDetails.downloaded.objects} / ${(secondDetails.downloaded.bytes / 1024).toFixed(0)} KiB`, '', '', ''],
+      ['  peak RSS (MB)', '', (second.maxRss / MB).toFixed(0), '', '', ''],
+      [`peak RSS, ${k10.keys} tiny objects (MB)`, '', (k10.run.maxRss / MB).toFixed(0), '', '< 200', mark(k10.run.maxRss < 200 * MB)],
+      [`peak RSS, ${k100.keys} tiny objects (MB)`, '', (k100.run.maxRss / MB).toFixed(0), `×${growth.toFixed(2)}`, '< 200, flat (×<=1.25)', mark(k100.run.maxRss < 200 * MB && growth <= 1.25)],
+      [`  wall time ${k10.keys} / ${k100.keys} keys (s)`, '', `${k10.run.seconds.toFixed(1)} / ${k100.run.seconds.toFixed(1)}`, '', '', ''],
+    ];
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+    console.log(`\nS3 engine benchmark on MinIO (${minio.endpoint}), --concurrency ${CONCURRENCY}, ${ROUNDS} round(s)${ROUNDS > 1 ? ' (medians)' : ''}; ${rcloneVersion}`);
+    for (const [i, r] of rows.entries()) {
+      console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
+      if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+    }
+    console.log(
+      `\nfull snapshot: ${fullDetails.objects} objects, ${(fullDetails.bytes / MiB).toFixed(1)} MiB; rclone wrote ${copied.files} files, ` +
+        `${(copied.bytes / MiB).toFixed(1)} MiB. Peak RSS is GNU time %M of the whole process.`,
+    );
+  } finally {
+    if (flags.keep) {
+      console.error(`[bench] kept buckets ${buckets.join(', ')} and ${tmpRoot}`);
+    } else {
+      for (const b of buckets) {
+        console.error(`[bench] deleting bucket ${b} …`);
+        await deleteBucketCompletely(s3, b).catch((err: unknown) => console.error(`[bench] could not delete ${b}: ${String(err)}`));
+      }
+    }
+    s3.destroy();
+  }
+}
+
+try {
+  await main();
+} finally {
+  if (!flags.keep) await rm(tmpRoot, { recursive: true, force: true });
+}
