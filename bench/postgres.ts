@@ -13,7 +13,6 @@
 //   --rounds  repeat each timed pair and report the median (default 1)
 //   --keep    keep the temporary dump folder and repository (printed) instead of deleting them
 // Needs the PostgreSQL test server: bash scripts/servers/start.sh postgres
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +20,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Manifest } from '../src/repository/manifest.ts';
 import { BAK_BIN } from '../test/helpers/cli.ts';
+import { runCommand, type RunResult } from '../test/helpers/run.ts';
 import {
   connectionArgs,
   createDatabase,
@@ -54,39 +54,13 @@ const MB = 1_000_000;
 const MiB = 1024 * 1024;
 const READY_MARK = `bak bench: pgbench -i -s ${scale} complete`;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-  /** Peak RSS in bytes (GNU time %M), when measured. */
-  maxRss?: number;
-}
+type Run = RunResult;
 
-/** Runs a command, timing it; with `rss`, under /usr/bin/time -f %M to get the peak RSS. Throws on a non-zero exit. */
+/** Runs a command, timing it; with `rss`, under /usr/bin/time to get the peak RSS. Throws on a non-zero exit. */
 async function run(cmd: string, args: string[], options: { env?: Record<string, string>; rss?: boolean; allowFail?: boolean } = {}): Promise<Run> {
-  const rssFile = options.rss ? path.join(tmpRoot, `rss-${Date.now()}-${Math.random().toString(36).slice(2)}`) : undefined;
-  const [file, argv] = rssFile ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args];
-  const started = performance.now();
-  const result = await new Promise<Omit<Run, 'seconds'>>((resolve, reject) => {
-    const child = spawn(file, argv, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  const seconds = (performance.now() - started) / 1000;
-  const out: Run = { ...result, seconds };
-  if (rssFile) {
-    const text = await readFile(rssFile, 'utf8').catch(() => '');
-    const kb = Number(text.trim().split('\n').pop());
-    if (Number.isFinite(kb) && kb > 0) out.maxRss = kb * 1024;
-    await rm(rssFile, { force: true });
-  }
+  const out = await runCommand(cmd, args, { env: { ...process.env, ...options.env }, rss: Boolean(options.rss) });
   if (out.code !== 0 && !options.allowFail) {
-    throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${out.code} after ${seconds.toFixed(1)} s\n${out.stderr.slice(-4000)}`);
+    throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${out.code} after ${out.seconds.toFixed(1)} s\n${out.stderr.slice(-4000)}`);
   }
   return out;
 }

@@ -15,7 +15,6 @@
 //   --rounds       repeat the full rclone/bak pair and report medians (default 1)
 //   --keep         keep buckets, repository and folders (printed) instead of deleting them
 // Needs the MinIO test server (bash scripts/servers/start.sh minio) and rclone (apt-get install -y rclone).
-import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +25,7 @@ import type { Manifest } from '../src/repository/manifest.ts';
 import { minioClient, uniqueName } from '../test/helpers/backends.ts';
 import { BAK_BIN } from '../test/helpers/cli.ts';
 import { awsEnv, createBucket, deleteBucketCompletely, mapLimit, putLargeObject, s3Flags } from '../test/helpers/s3-fixture.ts';
+import { runCommand, type RunResult } from '../test/helpers/run.ts';
 import { requireServer } from '../test/helpers/servers.ts';
 
 const { values: flags } = parseArgs({
@@ -54,39 +54,15 @@ const MB = 1_000_000;
 const MiB = 1024 * 1024;
 const PUT_CONCURRENCY = 32;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-  /** Peak RSS in bytes (GNU time %M). */
-  maxRss: number;
-}
+type Run = RunResult & { maxRss: number };
 
 const tmpRoot = await mkdtemp(path.join(tmpdir(), 'bak-bench-s3-'));
 
-/** Runs a command under /usr/bin/time -f %M, timing it; throws on a non-zero exit. */
+/** Runs a command under /usr/bin/time (peak RSS), timing it. Throws on a non-zero exit. */
 async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const rssFile = path.join(tmpRoot, `rss-${Date.now()}-${Math.random().toString(36).slice(2)}`);
-  const started = performance.now();
-  const result = await new Promise<Omit<Run, 'seconds' | 'maxRss'>>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args], {
-      env: { ...process.env, BAK_CONFIG: '', BAK_REPOSITORY: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  const seconds = (performance.now() - started) / 1000;
-  const kb = Number((await readFile(rssFile, 'utf8').catch(() => '0')).trim().split('\n').pop());
-  await rm(rssFile, { force: true });
-  const out: Run = { ...result, seconds, maxRss: Number.isFinite(kb) ? kb * 1024 : 0 };
-  if (out.code !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${out.code} after ${seconds.toFixed(1)} s\n${out.stderr.slice(-4000)}`);
-  return out;
+  const out = await runCommand(cmd, args, { env: { ...process.env, BAK_CONFIG: '', BAK_REPOSITORY: '', ...env }, rss: true });
+  if (out.code !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${out.code} after ${out.seconds.toFixed(1)} s\n${out.stderr.slice(-4000)}`);
+  return { ...out, maxRss: out.maxRss ?? 0 };
 }
 
 async function dirStats(dir: string): Promise<{ files: number; bytes: number }> {

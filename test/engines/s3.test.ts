@@ -114,23 +114,8 @@ async function indexEntries<T>(location: TestLocation, manifest: Manifest, name 
 
 /** Runs bak under GNU time to get its peak RSS (bytes). */
 async function runBakMeasured(args: string[], env: Record<string, string>): Promise<CliResult & { maxRss: number }> {
-  const rssFile = path.join(tmpdir(), `bak-rss-${process.pid}-${Date.now()}`);
-  const result = await new Promise<CliResult>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, BAK_BIN, ...args], {
-      cwd: tmpdir(),
-      env: { ...process.env, BAK_CONFIG: '', BAK_REPOSITORY: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  const kb = Number((await readFile(rssFile, 'utf8').catch(() => '0')).trim().split('\n').pop());
-  await rm(rssFile, { force: true });
-  return { ...result, maxRss: kb * 1024 };
+  const result = await runBak(args, { env, rss: true });
+  return { ...result, maxRss: result.maxRss ?? 0 };
 }
 
 /**

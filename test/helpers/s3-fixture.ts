@@ -25,6 +25,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { expect } from 'vitest';
 import type { ServersEnv } from './servers.ts';
+import { mapLimit } from '../../src/util/concurrency.ts';
 
 export type Minio = ServersEnv['minio'];
 
@@ -345,19 +346,6 @@ export async function deleteBucketCompletely(client: S3Client, bucket: string): 
   await client.send(new DeleteBucketCommand({ Bucket: bucket }));
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -516,3 +504,5 @@ export function clientFor(minio: Minio, endpoint = minio.endpoint, secretAccessK
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
 }
+
+export { mapLimit };

@@ -1,0 +1,45 @@
+import { spawn } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+  /** Peak RSS in bytes (GNU time %M: the largest of the process and the children it waited for), when asked for. */
+  maxRss?: number;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  input?: string;
+  /** Run under /usr/bin/time to measure peak RSS. */
+  rss?: boolean;
+}
+
+/** Runs a command to completion, collecting its output and wall time: the one child-process runner of tests and benchmarks. */
+export async function runCommand(cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const rssFile = options.rss ? path.join(tmpdir(), `bak-rss-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`) : undefined;
+  const [file, argv] = rssFile ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args];
+  const started = performance.now();
+  const result = await new Promise<Omit<RunResult, 'seconds'>>((resolve, reject) => {
+    const child = spawn(file, argv, { cwd: options.cwd ?? tmpdir(), env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+  const out: RunResult = { ...result, seconds: (performance.now() - started) / 1000 };
+  if (rssFile) {
+    const kb = Number((await readFile(rssFile, 'utf8').catch(() => '')).trim().split('\n').pop());
+    if (Number.isFinite(kb) && kb > 0) out.maxRss = kb * 1024;
+    await rm(rssFile, { force: true });
+  }
+  return out;
+}
