@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest, ManifestItem } from '../../src/repository/manifest.ts';
 import { BACKENDS, makeLocation, type BackendName, type TestLocation } from '../helpers/backends.ts';
-import { runBak, writeConfig, type CliResult } from '../helpers/cli.ts';
+import { runBak, writeConfig, type CliResult, show } from '../helpers/cli.ts';
 import {
   createDatabase,
   createRichDatabase,
@@ -69,8 +69,6 @@ function tableItems(manifest: Manifest, database: string): Map<string, ManifestI
   }
   return out;
 }
-
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 /** One repository on one backend, a config naming it "test", and the rich database as the source. */
 class Harness {

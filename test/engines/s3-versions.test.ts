@@ -10,7 +10,7 @@ import { readIndex } from '../../src/repository/index-blobs.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStore } from '../../src/storage/open.ts';
 import { BACKENDS, makeLocation, minioClient, uniqueName, type TestLocation } from '../helpers/backends.ts';
-import { runBak, writeConfig, type CliResult } from '../helpers/cli.ts';
+import { runBak, writeConfig, type CliResult, show, json } from '../helpers/cli.ts';
 import {
   awkwardObjects,
   awsEnv,
@@ -33,16 +33,6 @@ import {
   type VersionInfo,
 } from '../helpers/s3-fixture.ts';
 import { requireServer } from '../helpers/servers.ts';
-
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout.slice(0, 6000)}\n--- stderr\n${r.stderr.slice(-6000)}`;
-
-function json<T = any>(r: CliResult): T {
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    throw new Error(`stdout is not JSON:\n${show(r)}`);
-  }
-}
 
 interface VersionEntry {
   key: string;

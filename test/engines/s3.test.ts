@@ -14,7 +14,7 @@ import { readIndex } from '../../src/repository/index-blobs.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStore } from '../../src/storage/open.ts';
 import { BACKENDS, makeLocation, minioClient, uniqueName, type BackendName, type TestLocation } from '../helpers/backends.ts';
-import { BAK_BIN, runBak, writeConfig, type CliResult } from '../helpers/cli.ts';
+import { BAK_BIN, runBak, writeConfig, type CliResult, show, json } from '../helpers/cli.ts';
 import {
   awkwardObjects,
   awsEnv,
@@ -43,16 +43,6 @@ const MiB = 1024 * 1024;
 const LARGE_BYTES = 300 * MiB;
 /** The one backend whose round trip carries the 300 MiB object (keeps the other two fast). */
 const LARGE_ON: BackendName = 'local';
-
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout.slice(0, 6000)}\n--- stderr\n${r.stderr.slice(-6000)}`;
-
-function json<T = any>(r: CliResult): T {
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    throw new Error(`stdout is not JSON:\n${show(r)}`);
-  }
-}
 
 /** A copy-mode index entry, as the contract describes it. */
 interface CopyEntry {

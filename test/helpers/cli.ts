@@ -24,3 +24,15 @@ export async function writeConfig(config: unknown): Promise<string> {
   await writeFile(file, JSON.stringify(config, null, 2));
   return file;
 }
+
+/** A CLI result as text for an assertion message: exit code, stdout, the end of stderr. */
+export const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout.slice(0, 6000)}\n--- stderr\n${r.stderr.slice(-6000)}`;
+
+/** The `--json` output of a CLI run, or an error showing what was printed instead. */
+export function json<T = any>(r: CliResult): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`stdout is not JSON:\n${show(r)}`);
+  }
+}
