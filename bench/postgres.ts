@@ -14,7 +14,7 @@
 //   --keep    keep the temporary dump folder and repository (printed) instead of deleting them
 // Needs the PostgreSQL test server: bash scripts/servers/start.sh postgres
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';

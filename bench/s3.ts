@@ -16,7 +16,7 @@
 //   --keep         keep buckets, repository and folders (printed) instead of deleting them
 // Needs the MinIO test server (bash scripts/servers/start.sh minio) and rclone (apt-get install -y rclone).
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';

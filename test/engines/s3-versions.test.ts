@@ -6,9 +6,6 @@
 import { CopyObjectCommand, DeleteObjectCommand, PutBucketVersioningCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/repository/manifest.ts';
-import { readIndex } from '../../src/repository/index-blobs.ts';
-import { Repository } from '../../src/repository/repository.ts';
-import { openStore } from '../../src/storage/open.ts';
 import { BACKENDS, makeLocation, minioClient, uniqueName, type TestLocation } from '../helpers/backends.ts';
 import { runBak, writeConfig, type CliResult, show, json } from '../helpers/cli.ts';
 import {
@@ -31,6 +28,8 @@ import {
   type FixtureObject,
   type Minio,
   type VersionInfo,
+  indexEntries,
+  relative,
 } from '../helpers/s3-fixture.ts';
 import { requireServer } from '../helpers/servers.ts';
 
@@ -54,24 +53,6 @@ interface RestoreJson {
     dryRun: boolean;
     planned?: { copy: string[]; delete: string[] };
   };
-}
-
-function relative(folder: string, key: string): string {
-  return folder !== '' && key.startsWith(folder) ? key.slice(folder.length) : key;
-}
-
-async function indexEntries<T>(location: TestLocation, manifest: Manifest, name = 'objects'): Promise<T[]> {
-  const ref = manifest.indexes.find((i) => i.name === name);
-  if (!ref) throw new Error(`manifest ${manifest.id} has no index "${name}" (indexes: ${manifest.indexes.map((i) => i.name).join(', ')})`);
-  const store = await openStore(location.settings);
-  try {
-    const repo = await Repository.open(store);
-    const out: T[] = [];
-    for await (const entry of readIndex(repo.blobs, ref)) out.push(entry as T);
-    return out;
-  } finally {
-    await store.close?.();
-  }
 }
 
 const versionKey = (v: { key: string; versionId: string }) => `${v.key} @ ${v.versionId}`;

@@ -3,18 +3,11 @@
 // compared object by object after restoring into a fresh bucket; an incremental second snapshot; include/exclude on
 // backup and restore; restore --dry-run and --delete-extra. A 300 MiB object (streamed, peak RSS checked) rides along
 // on the local backend only. Then, on a local repository, every bad input the issue names, each leaving no snapshot.
-import { spawn } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/repository/manifest.ts';
-import { readIndex } from '../../src/repository/index-blobs.ts';
-import { Repository } from '../../src/repository/repository.ts';
-import { openStore } from '../../src/storage/open.ts';
 import { BACKENDS, makeLocation, minioClient, uniqueName, type BackendName, type TestLocation } from '../helpers/backends.ts';
-import { BAK_BIN, runBak, writeConfig, type CliResult, show, json } from '../helpers/cli.ts';
+import { runBak, writeConfig, type CliResult, show, json } from '../helpers/cli.ts';
 import {
   awkwardObjects,
   awsEnv,
@@ -36,6 +29,8 @@ import {
   type BucketState,
   type FixtureObject,
   type Minio,
+  indexEntries,
+  relative,
 } from '../helpers/s3-fixture.ts';
 import { requireServer } from '../helpers/servers.ts';
 
@@ -80,26 +75,6 @@ function tagObject(tags: CopyEntry['tags'] | undefined): Record<string, string> 
   if (!tags) return {};
   if (!Array.isArray(tags)) return tags;
   return Object.fromEntries(tags.map((t) => [t.Key ?? t.key ?? '', t.Value ?? t.value ?? '']));
-}
-
-/** A key relative to `folder` (entries and plans may carry full or relative keys: the contract says relative for globs). */
-function relative(folder: string, key: string): string {
-  return folder !== '' && key.startsWith(folder) ? key.slice(folder.length) : key;
-}
-
-async function indexEntries<T>(location: TestLocation, manifest: Manifest, name = 'objects'): Promise<T[]> {
-  const ref = manifest.indexes.find((i) => i.name === name);
-  if (!ref) throw new Error(`manifest ${manifest.id} has no index "${name}" (indexes: ${manifest.indexes.map((i) => i.name).join(', ')})`);
-  const store = await openStore(location.settings);
-  try {
-    const repo = await Repository.open(store);
-    const out: T[] = [];
-    for await (const entry of readIndex(repo.blobs, ref)) out.push(entry as T);
-    expect(out.length, `index ${name}: count`).toBe(ref.count);
-    return out;
-  } finally {
-    await store.close?.();
-  }
 }
 
 /** Runs bak under GNU time to get its peak RSS (bytes). */

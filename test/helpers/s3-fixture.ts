@@ -26,6 +26,11 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { expect } from 'vitest';
 import type { ServersEnv } from './servers.ts';
 import { mapLimit } from '../../src/util/concurrency.ts';
+import { readIndex } from '../../src/repository/index-blobs.ts';
+import type { Manifest } from '../../src/repository/manifest.ts';
+import { Repository } from '../../src/repository/repository.ts';
+import { openStore } from '../../src/storage/open.ts';
+import type { TestLocation } from './backends.ts';
 
 export type Minio = ServersEnv['minio'];
 
@@ -503,6 +508,27 @@ export function clientFor(minio: Minio, endpoint = minio.endpoint, secretAccessK
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+}
+
+/** A key relative to `folder` (entries and plans may carry full or relative keys: the contract says relative for globs). */
+export function relative(folder: string, key: string): string {
+  return folder !== '' && key.startsWith(folder) ? key.slice(folder.length) : key;
+}
+
+/** Every entry of a snapshot's index, read back through the repository, with its count checked against the manifest. */
+export async function indexEntries<T>(location: TestLocation, manifest: Manifest, name = 'objects'): Promise<T[]> {
+  const ref = manifest.indexes.find((i) => i.name === name);
+  if (!ref) throw new Error(`manifest ${manifest.id} has no index "${name}" (indexes: ${manifest.indexes.map((i) => i.name).join(', ')})`);
+  const store = await openStore(location.settings);
+  try {
+    const repo = await Repository.open(store);
+    const out: T[] = [];
+    for await (const entry of readIndex(repo.blobs, ref)) out.push(entry as T);
+    expect(out.length, `index ${name}: count`).toBe(ref.count);
+    return out;
+  } finally {
+    await store.close?.();
+  }
 }
 
 export { mapLimit };
