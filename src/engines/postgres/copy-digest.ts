@@ -2,16 +2,23 @@
  * Row count and order-independent digest of a table's COPY text data, computed the same way from a
  * pg_dump .dat file and from `COPY … TO STDOUT` of a restored table, so the two can be compared.
  *
- * digest = (Σ SHA-256(row line bytes, without "\n")) mod 2^256, as 64 hex digits.
- * A sum rather than XOR: with XOR two equal rows cancel, so {a, a} and {b, b} (same count) would
- * collide, and duplicate rows are common in tables without keys. A sum keeps multiplicities. It is an
- * integrity check against accidents and bugs, not a defence against someone forging rows.
+ * A digest is a sum of per-row hashes (a row being the line's bytes without its "\n"), so row order
+ * does not matter. A sum rather than XOR: with XOR two equal rows cancel, so {a, a} and {b, b} would
+ * collide, and duplicate rows are common in tables without keys; a sum keeps multiplicities. It is an
+ * integrity check against accidents and bugs, not a defence against someone forging rows. Two algorithms:
+ *
+ * - mix64-rowsum (written by backups): Σ mix64(row) mod 2^64, 16 hex digits. mix64 is a small
+ *   non-cryptographic hash (row-hash.ts) that JavaScript runs at memory speed; a changed row goes
+ *   unnoticed with probability about 2^-64.
+ * - sha256-rowsum (snapshots of bak before it): Σ SHA-256(row) mod 2^256, 64 hex digits. One native
+ *   call per row made it ~10x slower than pg_dump produces rows; still read to check old snapshots.
  */
-import { createHash, hash, type Hash } from 'node:crypto';
 import type { Client, Connection, Submittable } from 'pg';
 import { BakError } from '../../errors.ts';
+import { MIX64_ROWSUM, newRowSum, type RowSum } from './row-sum.ts';
 
-export const COPY_DIGEST_ALGORITHM = 'sha256-rowsum';
+/** The algorithm new backups record; checks use whichever one the snapshot recorded. */
+export const COPY_DIGEST_ALGORITHM = MIX64_ROWSUM;
 
 export interface CopyDigest {
   rows: number;
@@ -65,9 +72,6 @@ export function dumpSessionSql(options: { clientEncoding: string; lcMonetary?: s
 const NL = 0x0a;
 const BACKSLASH = 0x5c;
 const DOT = 0x2e;
-const TWO_32 = 2 ** 32;
-// Each lane gains < 2^32 per row; carrying every 2^20 rows keeps lanes below 2^53, where doubles are exact.
-const NORMALIZE_EVERY = 2 ** 20;
 
 /**
  * Push-style digester, so the engine can feed it the same chunks it uploads. Constant memory: a row cut
@@ -75,94 +79,82 @@ const NORMALIZE_EVERY = 2 ** 20;
  */
 export class CopyDigester {
   readonly #requireEndMarker: boolean;
-  // The running sum as 8 little-endian 32-bit limbs (lane 0 least significant), carries deferred.
-  readonly #lanes = new Float64Array(8);
+  readonly #sum: RowSum;
   #rows = 0;
-  #sinceNormalize = 0;
-  #partial: Hash | null = null;
-  #partialLength = 0;
-  #partialHead = 0; // first two bytes of the partial line, to recognise a split "\."
+  #inRow = false; // a row started in an earlier chunk is still open
+  #rowLength = 0;
+  #rowHead = 0; // first two bytes of the open row, to recognise a split "\."
   #ended = false;
   #finished = false;
 
-  /** requireEndMarker: the data must end with a "\." line, as pg_dump's .dat files do; its absence means truncation. */
-  constructor(options: { requireEndMarker: boolean }) {
+  /**
+   * requireEndMarker: the data must end with a "\." line, as pg_dump's .dat files do; its absence means truncation.
+   * algorithm: the row digest to compute (default: the one backups record now).
+   */
+  constructor(options: { requireEndMarker: boolean; algorithm?: string }) {
     this.#requireEndMarker = options.requireEndMarker;
+    this.#sum = newRowSum(options.algorithm ?? COPY_DIGEST_ALGORITHM);
+  }
+
+  /** Whether the "\." end-of-data line has been seen: nothing but empty lines may follow. */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   update(chunk: Uint8Array): void {
     if (this.#finished) throw new Error('CopyDigester.update after finish');
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    let pos = 0;
     if (this.#ended) return this.#checkTrailer(buf, 0);
-    if (this.#partial !== null) {
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const sum = this.#sum;
+    let pos = 0;
+    if (this.#inRow) {
       const nl = buf.indexOf(NL);
-      const piece = nl === -1 ? buf : buf.subarray(0, nl);
-      this.#extendPartial(piece);
+      const to = nl === -1 ? buf.length : nl;
+      this.#extendRow(buf, view, to);
       if (nl === -1) return;
-      const partial = this.#partial;
-      this.#partial = null;
-      if (this.#partialLength === 2 && this.#partialHead === ((BACKSLASH << 8) | DOT)) {
+      this.#inRow = false;
+      if (this.#rowLength === 2 && this.#rowHead === ((BACKSLASH << 8) | DOT)) {
         this.#ended = true;
         return this.#checkTrailer(buf, nl + 1);
       }
-      this.#add(partial.digest('binary'));
+      sum.endRow();
+      this.#rows++;
       pos = nl + 1;
     }
     const end = buf.length;
     while (pos < end) {
       const nl = buf.indexOf(NL, pos);
       if (nl === -1) {
-        this.#partial = createHash('sha256');
-        this.#partialLength = 0;
-        this.#partialHead = 0;
-        this.#extendPartial(buf.subarray(pos));
-        return;
+        this.#inRow = true;
+        this.#rowLength = 0;
+        this.#rowHead = 0;
+        sum.beginRow();
+        const rest = buf.subarray(pos);
+        return this.#extendRow(rest, new DataView(rest.buffer, rest.byteOffset, rest.byteLength), rest.length);
       }
       if (nl - pos === 2 && buf[pos] === BACKSLASH && buf[pos + 1] === DOT) {
         this.#ended = true;
         return this.#checkTrailer(buf, nl + 1);
       }
-      this.#add(hash('sha256', buf.subarray(pos, nl), 'binary'));
+      sum.addRow(buf, view, pos, nl);
+      this.#rows++;
       pos = nl + 1;
     }
   }
 
   finish(): CopyDigest {
-    if (this.#partial !== null) throw new CopyDataError(`COPY data is truncated: row ${this.#rows + 1} has no end of line`);
+    if (this.#inRow) throw new CopyDataError(`COPY data is truncated: row ${this.#rows + 1} has no end of line`);
     if (this.#requireEndMarker && !this.#ended) throw new CopyDataError(`COPY data is truncated: no "\\." end-of-data line after ${this.#rows} rows`);
-    if (!this.#finished) this.#normalize();
     this.#finished = true;
-    let hex = '';
-    for (let k = 7; k >= 0; k--) hex += this.#lanes[k]!.toString(16).padStart(8, '0');
-    return { rows: this.#rows, digest: hex };
+    return { rows: this.#rows, digest: this.#sum.hex() };
   }
 
-  #extendPartial(piece: Buffer): void {
-    for (let i = 0; i < piece.length && this.#partialLength + i < 2; i++) this.#partialHead = (this.#partialHead << 8) | piece[i]!;
-    this.#partialLength += piece.length;
-    this.#partial!.update(piece);
-  }
-
-  // h is the digest as a 'binary' (latin1) string: one char per byte. Node's 'buffer' output costs a Buffer
-  // allocation per row and made hashing ~2.5x slower; a 32-char one-byte string is far cheaper.
-  #add(h: string): void {
-    const lanes = this.#lanes;
-    for (let k = 0, i = 28; k < 8; k++, i -= 4) {
-      lanes[k]! += ((h.charCodeAt(i) << 24) | (h.charCodeAt(i + 1) << 16) | (h.charCodeAt(i + 2) << 8) | h.charCodeAt(i + 3)) >>> 0;
-    }
-    this.#rows++;
-    if (++this.#sinceNormalize === NORMALIZE_EVERY) this.#normalize();
-  }
-
-  #normalize(): void {
-    let carry = 0;
-    for (let k = 0; k < 8; k++) {
-      const v = this.#lanes[k]! + carry;
-      carry = Math.floor(v / TWO_32);
-      this.#lanes[k] = v - carry * TWO_32;
-    }
-    this.#sinceNormalize = 0; // the carry out of lane 7 is dropped: mod 2^256
+  // Feeds buf[0, to) to the open row.
+  #extendRow(buf: Buffer, view: DataView, to: number): void {
+    for (let i = 0; i < to && this.#rowLength + i < 2; i++) this.#rowHead = (this.#rowHead << 8) | buf[i]!;
+    this.#rowLength += to;
+    this.#sum.feedRow(buf, view, 0, to);
   }
 
   // pg_dump ends a .dat file with "\.\n\n\n"; only empty lines may follow the marker.
@@ -173,20 +165,20 @@ export class CopyDigester {
   }
 }
 
-async function digestStream(stream: AsyncIterable<Uint8Array>, requireEndMarker: boolean): Promise<CopyDigest> {
-  const digester = new CopyDigester({ requireEndMarker });
+async function digestStream(stream: AsyncIterable<Uint8Array>, requireEndMarker: boolean, algorithm?: string): Promise<CopyDigest> {
+  const digester = new CopyDigester({ requireEndMarker, algorithm });
   for await (const chunk of stream) digester.update(chunk);
   return digester.finish();
 }
 
 /** Digest of a pg_dump -Z0 directory-format data file (<dumpId>.dat), which must end with its "\." line. */
-export function digestDumpData(stream: AsyncIterable<Uint8Array>): Promise<CopyDigest> {
-  return digestStream(stream, true);
+export function digestDumpData(stream: AsyncIterable<Uint8Array>, algorithm?: string): Promise<CopyDigest> {
+  return digestStream(stream, true, algorithm);
 }
 
 /** Digest of `COPY … TO STDOUT` text output (no "\." line: the protocol ends the copy instead). */
-export function digestCopyOutput(stream: AsyncIterable<Uint8Array>): Promise<CopyDigest> {
-  return digestStream(stream, false);
+export function digestCopyOutput(stream: AsyncIterable<Uint8Array>, algorithm?: string): Promise<CopyDigest> {
+  return digestStream(stream, false, algorithm);
 }
 
 /**
@@ -195,14 +187,15 @@ export function digestCopyOutput(stream: AsyncIterable<Uint8Array>): Promise<Cop
  */
 class CopyOutDigest implements Submittable {
   readonly text: string;
-  readonly #digester = new CopyDigester({ requireEndMarker: false });
+  readonly #digester: CopyDigester;
   readonly #resolve: (d: CopyDigest) => void;
   readonly #reject: (e: unknown) => void;
   #error: unknown = null;
   readonly result: Promise<CopyDigest>;
 
-  constructor(text: string) {
+  constructor(text: string, algorithm?: string) {
     this.text = text;
+    this.#digester = new CopyDigester({ requireEndMarker: false, algorithm });
     let resolve!: (d: CopyDigest) => void;
     let reject!: (e: unknown) => void;
     this.result = new Promise<CopyDigest>((res, rej) => {
@@ -254,6 +247,6 @@ class CopyOutDigest implements Submittable {
 }
 
 /** Runs `copySql` (from toc.ts copyOutSql) on a client already set up with dumpSessionSql, and digests its output. */
-export function digestTable(client: Client, copySql: string): Promise<CopyDigest> {
-  return client.query(new CopyOutDigest(copySql)).result;
+export function digestTable(client: Client, copySql: string, algorithm?: string): Promise<CopyDigest> {
+  return client.query(new CopyOutDigest(copySql, algorithm)).result;
 }

@@ -37,7 +37,7 @@ export async function checkRestoredDatabase(
     for (const t of tables) {
       const name = `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
       try {
-        const got = await digestTable(client, t.copy);
+        const got = await digestTable(client, t.copy, t.algorithm);
         rowsChecked += got.rows;
         if (got.rows !== t.rows) mismatches.push({ table: name, problem: `${got.rows} rows, the snapshot has ${t.rows}` });
         else if (got.digest !== t.digest) mismatches.push({ table: name, problem: `same ${got.rows} rows, but their content differs from the snapshot` });
