@@ -1,30 +1,21 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { BakError, UsageError } from '../../errors.ts';
-import type { ItemInfo } from '../../repository/snapshot-writer.ts';
-import { mapLimit } from '../../util/concurrency.ts';
+import type { ManifestItem } from '../../repository/manifest.ts';
+import { mapLimit, TaskPool } from '../../util/concurrency.ts';
 import { runTool, streamTool } from '../../util/process.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { connect, listDatabases, serverVersion, type DatabaseInfo } from './connection.ts';
-import { COPY_DIGEST_ALGORITHM, CopyDigester, PG_DUMP_ENV, type CopyDigest } from './copy-digest.ts';
+import { COPY_DIGEST_ALGORITHM, CopyDataError, PG_DUMP_ENV, type CopyDigest } from './copy-digest.ts';
+import { followFile, newTableDataFiles, TrailerWatch, type DumpProgress } from './dump-follow.ts';
 import { connectionString, globMatch, toolEnv, type PostgresSource } from './source.ts';
 import { copyOutSql, parseBlobsToc, parseToc, tableDataEntries } from './toc.ts';
 import { findPgTools, type PgTools } from './tools.ts';
 
 export const DUMP_FILE_KIND = 'pg-dump-file';
-const WORKER_DIGEST_FROM = 16 * 1024 * 1024;
-
-function digestInWorker(file: string): Promise<CopyDigest> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./digest-worker.ts', import.meta.url), { workerData: { file } });
-    worker.once('message', (result: CopyDigest) => resolve(result));
-    worker.once('error', reject);
-    worker.once('exit', (code) => (code === 0 ? undefined : reject(new BakError(`digest worker for ${path.basename(file)} exited with code ${code}`))));
-  });
-}
 export const GLOBALS_KIND = 'pg-globals';
 export const GLOBALS_ITEM = 'globals.sql';
 
@@ -69,8 +60,9 @@ export function selectDatabases(all: DatabaseInfo[], source: PostgresSource): Da
 
 /**
  * Dumps each selected database with `pg_dump -Fd -Z0 --jobs` into local staging (one database at a
- * time), then streams every file into the repository, digesting table data in the same pass. -Z0
- * leaves compression to bak, so unchanged tables dedup byte for byte and the digests see plain COPY text.
+ * time), storing each table's file in the repository while pg_dump writes it and deleting it once
+ * stored, so the dump and the upload overlap and staging holds only what is in flight. -Z0 leaves
+ * compression to bak, so unchanged tables dedup byte for byte and the digests see plain COPY text.
  */
 export async function backupPostgres(ctx: BackupContext & { source: PostgresSource }): Promise<BackupResult> {
   const { source, writer, log } = ctx;
@@ -124,54 +116,90 @@ async function backupGlobals(ctx: BackupContext & { source: PostgresSource }, to
 async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, tools: PgTools, db: DatabaseInfo): Promise<DumpedDatabase> {
   const { source, writer, log } = ctx;
   const conn = source.options.connection;
+  const jobs = source.options.jobs ?? 2;
   const staging = await mkdtemp(path.join(tmpdir(), 'bak-pg-'));
   const dir = path.join(staging, 'dump');
+  const progress: DumpProgress = { exited: false, failure: null };
+  const digests = new DigestWorker();
+  const followed = new Map<string, { item: ManifestItem; digest: Promise<CopyDigest> }>();
+  const stopDump = new AbortController();
+  let dumping: Promise<void> = Promise.resolve();
   try {
     const started = Date.now();
-    await runTool(
+    dumping = runTool(
       tools.pgDump,
-      ['--format=directory', '--compress=0', `--jobs=${source.options.jobs ?? 2}`, '--no-sync', '--no-password', `--file=${dir}`, `--dbname=${connectionString(conn, db.name)}`],
-      { env: { ...toolEnv(conn), ...PG_DUMP_ENV, PGOPTIONS: [process.env.PGOPTIONS, PG_DUMP_ENV.PGOPTIONS].filter(Boolean).join(' ') }, secrets: source.secrets },
+      ['--format=directory', '--compress=0', `--jobs=${jobs}`, '--no-sync', '--no-password', `--file=${dir}`, `--dbname=${connectionString(conn, db.name)}`],
+      { env: { ...toolEnv(conn), ...PG_DUMP_ENV, PGOPTIONS: [process.env.PGOPTIONS, PG_DUMP_ENV.PGOPTIONS].filter(Boolean).join(' ') }, secrets: source.secrets, signal: stopDump.signal },
+    ).then(
+      () => {
+        progress.exited = true;
+        digests.dumpExited();
+        log.info(`dumped ${db.name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      },
+      (err: Error) => {
+        progress.failure = err;
+        progress.exited = true;
+        digests.dumpFailed(err.message);
+        throw err;
+      },
     );
-    log.info(`dumped ${db.name} in ${((Date.now() - started) / 1000).toFixed(1)} s; storing`);
+    dumping.catch(() => undefined);
+
+    // Store each table's data as pg_dump writes it; a worker thread digests the same file meanwhile.
+    const pool = new TaskPool(Math.max(2, jobs));
+    try {
+      for await (const file of newTableDataFiles(dir, progress)) {
+        await pool.submit(async () => {
+          const filePath = path.join(dir, file);
+          const digest = digests.digest(filePath);
+          digest.catch(() => undefined);
+          const trailer = new TrailerWatch();
+          async function* watched() {
+            for await (const chunk of followFile(filePath, progress, () => trailer.complete)) {
+              trailer.update(chunk);
+              yield chunk;
+            }
+          }
+          const item = await writer.addItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, watched());
+          followed.set(file, { item, digest });
+          await digest;
+          // Stored and digested: pg_dump is done with it, so staging only holds what is still in flight.
+          await rm(filePath, { force: true });
+        });
+      }
+      await pool.drain();
+    } finally {
+      // A failed dump ends the followers; let every task settle before the error is reported.
+      await pool.drain().catch(() => undefined);
+    }
+    await dumping;
+
     const toc = parseToc(await readFile(path.join(dir, 'toc.dat')));
     const tables = new Map(tableDataEntries(toc).map((e) => [e.dataFile!, e]));
-    const files = (await readdir(dir)).sort();
     let rows = 0;
-    await mapLimit(files, 2, async (file) => {
+    for (const [file, { item, digest }] of followed) {
       const entry = tables.get(file);
-      const info: ItemInfo = { name: `${db.name}/${file}`, kind: DUMP_FILE_KIND };
-      if (!entry) {
-        await writer.addItem(info, createReadStream(path.join(dir, file)));
-        return;
-      }
-      const filePath = path.join(dir, file);
-      // A big table is digested by a worker thread (the second read comes from the page cache) while this
-      // thread stores it; a small one in the same pass that stores it.
-      const inWorker = (await stat(filePath)).size >= WORKER_DIGEST_FROM ? digestInWorker(filePath) : undefined;
-      inWorker?.catch(() => undefined);
-      const digester = inWorker ? undefined : new CopyDigester({ requireEndMarker: true });
-      async function* digested() {
-        for await (const chunk of createReadStream(filePath)) {
-          digester?.update(chunk as Buffer);
-          yield chunk as Buffer;
-        }
-        const result = inWorker ? await inWorker : digester!.finish();
-        info.rows = result.rows;
-        rows += result.rows;
-        const details: TableDataDetails = {
-          database: db.name,
-          schema: entry!.namespace ?? '',
-          table: entry!.tag ?? '',
-          copy: copyOutSql(entry!),
-          digest: result.digest,
-          algorithm: COPY_DIGEST_ALGORITHM,
-        };
-        info.details = { ...details };
-      }
-      await writer.addItem(info, digested());
-    });
-    const largeObjects = files.includes('blobs.toc') ? parseBlobsToc(await readFile(path.join(dir, 'blobs.toc'), 'utf8')).length : 0;
+      if (!entry) throw new BakError(`pg_dump wrote ${file}, which its toc.dat does not list as table data`);
+      const result = await digest;
+      const details: TableDataDetails = {
+        database: db.name,
+        schema: entry.namespace ?? '',
+        table: entry.tag ?? '',
+        copy: copyOutSql(entry),
+        digest: result.digest,
+        algorithm: COPY_DIGEST_ALGORITHM,
+      };
+      item.rows = result.rows;
+      item.details = { ...details };
+      rows += result.rows;
+    }
+    const missing = [...tables.keys()].filter((f) => !followed.has(f));
+    if (missing.length > 0) throw new BakError(`pg_dump's toc.dat lists table data files it did not write: ${missing.join(', ')}`);
+
+    // The rest (toc.dat, large objects) is small next to table data, and complete now.
+    const rest = (await readdir(dir)).filter((f) => !followed.has(f)).sort();
+    await mapLimit(rest, 2, (file) => writer.addItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, createReadStream(path.join(dir, file))));
+    const largeObjects = rest.includes('blobs.toc') ? parseBlobsToc(await readFile(path.join(dir, 'blobs.toc'), 'utf8')).length : 0;
     return {
       name: db.name,
       sizeBytes: db.sizeBytes,
@@ -185,6 +213,55 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
       largeObjects,
     };
   } finally {
+    // Storing failed while pg_dump still runs: stop it before its staging folder goes.
+    if (!progress.exited) stopDump.abort();
+    await dumping.catch(() => undefined);
+    await digests.close();
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** The digest worker thread (digest-worker.ts), one per database dump. */
+class DigestWorker {
+  readonly #worker = new Worker(new URL('./digest-worker.ts', import.meta.url));
+  readonly #pending = new Map<string, { resolve: (d: CopyDigest) => void; reject: (e: Error) => void }>();
+  #failure: Error | null = null;
+
+  constructor() {
+    this.#worker.on('message', (m: { file: string; rows: number; digest: string } | { file: string; error: string }) => {
+      const waiter = this.#pending.get(m.file);
+      this.#pending.delete(m.file);
+      if ('error' in m) waiter?.reject(new CopyDataError(`${path.basename(m.file)}: ${m.error}`));
+      else waiter?.resolve({ rows: m.rows, digest: m.digest });
+    });
+    this.#worker.on('error', (err) => this.#fail(err));
+    this.#worker.on('exit', (code) => this.#fail(new BakError(`the digest worker exited with code ${code}`)));
+  }
+
+  digest(file: string): Promise<CopyDigest> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(file, { resolve, reject });
+      this.#worker.postMessage({ file });
+    });
+  }
+
+  dumpExited(): void {
+    this.#worker.postMessage({ exited: true });
+  }
+
+  dumpFailed(message: string): void {
+    this.#worker.postMessage({ failed: message });
+  }
+
+  async close(): Promise<void> {
+    this.#worker.removeAllListeners('exit');
+    await this.#worker.terminate();
+  }
+
+  #fail(err: Error): void {
+    this.#failure ??= err;
+    for (const waiter of this.#pending.values()) waiter.reject(err);
+    this.#pending.clear();
   }
 }
