@@ -73,6 +73,12 @@ const NL = 0x0a;
 const BACKSLASH = 0x5c;
 const DOT = 0x2e;
 
+/** The position of the next "\n" in bytes[from, end), or -1. */
+function nextLine(bytes: Buffer, from: number, end: number): number {
+  const nl = bytes.indexOf(NL, from);
+  return nl >= end ? -1 : nl;
+}
+
 /**
  * Push-style digester, so the engine can feed it the same chunks it uploads. Constant memory: a row cut
  * by a chunk boundary is hashed incrementally rather than reassembled.
@@ -86,6 +92,9 @@ export class CopyDigester {
   #rowHead = 0; // first two bytes of the open row, to recognise a split "\."
   #ended = false;
   #finished = false;
+  #backing: ArrayBufferLike | null = null;
+  #bytes: Buffer = Buffer.alloc(0);
+  #view: DataView = new DataView(new ArrayBuffer(0));
 
   /**
    * requireEndMarker: the data must end with a "\." line, as pg_dump's .dat files do; its absence means truncation.
@@ -103,41 +112,47 @@ export class CopyDigester {
 
   update(chunk: Uint8Array): void {
     if (this.#finished) throw new Error('CopyDigester.update after finish');
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (this.#ended) return this.#checkTrailer(buf, 0);
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    if (chunk.byteLength === 0) return;
+    // Work in offsets into the chunk's backing memory: pg hands over each COPY row as a slice of one
+    // receive buffer, and a DataView per row cost more than hashing the row.
+    if (chunk.buffer !== this.#backing) {
+      this.#backing = chunk.buffer;
+      this.#bytes = Buffer.from(chunk.buffer);
+      this.#view = new DataView(chunk.buffer);
+    }
+    const bytes = this.#bytes;
+    const view = this.#view;
+    const end = chunk.byteOffset + chunk.byteLength;
+    let pos = chunk.byteOffset;
+    if (this.#ended) return this.#checkTrailer(bytes, pos, end);
     const sum = this.#sum;
-    let pos = 0;
     if (this.#inRow) {
-      const nl = buf.indexOf(NL);
-      const to = nl === -1 ? buf.length : nl;
-      this.#extendRow(buf, view, to);
+      const nl = nextLine(bytes, pos, end);
+      this.#extendRow(bytes, view, pos, nl === -1 ? end : nl);
       if (nl === -1) return;
       this.#inRow = false;
       if (this.#rowLength === 2 && this.#rowHead === ((BACKSLASH << 8) | DOT)) {
         this.#ended = true;
-        return this.#checkTrailer(buf, nl + 1);
+        return this.#checkTrailer(bytes, nl + 1, end);
       }
       sum.endRow();
       this.#rows++;
       pos = nl + 1;
     }
-    const end = buf.length;
     while (pos < end) {
-      const nl = buf.indexOf(NL, pos);
+      const nl = nextLine(bytes, pos, end);
       if (nl === -1) {
         this.#inRow = true;
         this.#rowLength = 0;
         this.#rowHead = 0;
         sum.beginRow();
-        const rest = buf.subarray(pos);
-        return this.#extendRow(rest, new DataView(rest.buffer, rest.byteOffset, rest.byteLength), rest.length);
+        return this.#extendRow(bytes, view, pos, end);
       }
-      if (nl - pos === 2 && buf[pos] === BACKSLASH && buf[pos + 1] === DOT) {
+      if (nl - pos === 2 && bytes[pos] === BACKSLASH && bytes[pos + 1] === DOT) {
         this.#ended = true;
-        return this.#checkTrailer(buf, nl + 1);
+        return this.#checkTrailer(bytes, nl + 1, end);
       }
-      sum.addRow(buf, view, pos, nl);
+      sum.addRow(bytes, view, pos, nl);
       this.#rows++;
       pos = nl + 1;
     }
@@ -150,17 +165,17 @@ export class CopyDigester {
     return { rows: this.#rows, digest: this.#sum.hex() };
   }
 
-  // Feeds buf[0, to) to the open row.
-  #extendRow(buf: Buffer, view: DataView, to: number): void {
-    for (let i = 0; i < to && this.#rowLength + i < 2; i++) this.#rowHead = (this.#rowHead << 8) | buf[i]!;
-    this.#rowLength += to;
-    this.#sum.feedRow(buf, view, 0, to);
+  // Feeds bytes[from, to) to the open row.
+  #extendRow(bytes: Buffer, view: DataView, from: number, to: number): void {
+    for (let i = from; i < to && this.#rowLength + (i - from) < 2; i++) this.#rowHead = (this.#rowHead << 8) | bytes[i]!;
+    this.#rowLength += to - from;
+    this.#sum.feedRow(bytes, view, from, to);
   }
 
   // pg_dump ends a .dat file with "\.\n\n\n"; only empty lines may follow the marker.
-  #checkTrailer(buf: Buffer, from: number): void {
-    for (let i = from; i < buf.length; i++) {
-      if (buf[i] !== NL) throw new CopyDataError(`COPY data continues after the "\\." end-of-data line (after ${this.#rows} rows)`);
+  #checkTrailer(bytes: Buffer, from: number, end: number): void {
+    for (let i = from; i < end; i++) {
+      if (bytes[i] !== NL) throw new CopyDataError(`COPY data continues after the "\\." end-of-data line (after ${this.#rows} rows)`);
     }
   }
 }
