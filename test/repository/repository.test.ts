@@ -1,10 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.ts';
-import { BlobCorruptError, blobKey } from '../../src/repository/blobs.ts';
+import { BlobCorruptError, blobKey, type BlobRef } from '../../src/repository/blobs.ts';
 import { readIndex } from '../../src/repository/index-blobs.ts';
+import { writeBlobsToFile } from '../../src/repository/materialize.ts';
 import { acquireLock, LockConflictError } from '../../src/repository/locks.ts';
 import { ManifestUnreadableError, Repository } from '../../src/repository/repository.ts';
 import { LocalStore } from '../../src/storage/local.ts';
@@ -33,6 +35,35 @@ describe('blobs', () => {
     const other = await repo.blobs.put(Buffer.from('other content'));
     await store.put(blobKey(a.id), await store.getBuffer(blobKey(other.id)));
     await expect(repo.blobs.get(a)).rejects.toBeInstanceOf(BlobCorruptError);
+  });
+});
+
+describe('writeBlobsToFile', () => {
+  it('rebuilds content from many blobs fetched in parallel, byte for byte, and refuses to overwrite when exclusive', async () => {
+    const content = randomBytes(3 * 1024 * 1024 + 17);
+    // Uneven pieces, so blobs differ in size and each must land at its own offset.
+    const pieces = [1, 700_000, 123_457, 1_000_003];
+    const refs: BlobRef[] = [];
+    for (let offset = 0, k = 0; offset < content.length; k++) {
+      const size = pieces[k % pieces.length]!;
+      refs.push(await repo.blobs.put(content.subarray(offset, offset + size)));
+      offset += size;
+    }
+    const file = path.join(dir, 'rebuilt.bin');
+    await writeBlobsToFile(repo.blobs, refs, file, { concurrency: 3, exclusive: true });
+    expect((await readFile(file)).equals(content)).toBe(true);
+    await expect(writeBlobsToFile(repo.blobs, refs, file, { concurrency: 3, exclusive: true })).rejects.toThrow(/EEXIST/);
+
+    const empty = path.join(dir, 'empty.bin');
+    await writeBlobsToFile(repo.blobs, [], empty, { concurrency: 3 });
+    expect((await readFile(empty)).length).toBe(0);
+  });
+
+  it('fails on a corrupt blob', async () => {
+    const a = await repo.blobs.put(Buffer.from('first'));
+    const b = await repo.blobs.put(Buffer.from('second'));
+    await store.put(blobKey(b.id), await store.getBuffer(blobKey(a.id)));
+    await expect(writeBlobsToFile(repo.blobs, [a, b], path.join(dir, 'bad.bin'), { concurrency: 2 })).rejects.toBeInstanceOf(BlobCorruptError);
   });
 });
 

@@ -1,9 +1,8 @@
-import { createWriteStream } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { BakError, UsageError } from '../../errors.ts';
+import { writeBlobsToFile } from '../../repository/materialize.ts';
 import { formatBytes, printJson } from '../output.ts';
 import { action } from '../program.ts';
 
@@ -28,7 +27,7 @@ export function registerExport(program: Command): void {
             // Item names come from a manifest: never let one climb out of the target folder.
             if (!file.startsWith(`${root}${path.sep}`)) throw new BakError(`snapshot ${manifest.id}: item name ${JSON.stringify(item.name)} would leave ${root}`);
             await mkdir(path.dirname(file), { recursive: true });
-            await pipeline(repo.blobs.readStream(item.blobs), createWriteStream(file, { flags: 'wx' }));
+            await writeBlobsToFile(repo.blobs, item.blobs, file, { concurrency: repo.concurrency, exclusive: true });
             bytes += item.bytes;
           }
         } finally {
