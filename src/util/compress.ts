@@ -28,6 +28,21 @@ export async function compress(data: Buffer, method: Compression): Promise<Buffe
   }
 }
 
+/**
+ * The same encoding, computed on the calling thread. For small pieces (a few KiB) this is ~10x cheaper than the
+ * async form, whose stream set-up and thread-pool round trip cost far more than compressing the bytes.
+ */
+export function compressSync(data: Buffer, method: Compression): Buffer {
+  switch (method) {
+    case 'zstd':
+      return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 3 } });
+    case 'gzip':
+      return zlib.gzipSync(data, { level: 6 });
+    case 'none':
+      return Buffer.concat([RAW_TAG, data]);
+  }
+}
+
 export async function decompress(stored: Buffer): Promise<Buffer> {
   if (stored.subarray(0, 4).equals(ZSTD_MAGIC)) return zstdDecompress(stored);
   if (stored.subarray(0, 2).equals(GZIP_MAGIC)) return gunzip(stored);
