@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { MismatchError } from '../errors.ts';
 import { StorageError, type ObjectStore } from '../storage/object-store.ts';
 import { chunkStream, type ByteSource, type ChunkingParams } from '../util/chunker.ts';
-import { compress, decompress, type Compression } from '../util/compress.ts';
+import { compress, compressSync, decompress, type Compression } from '../util/compress.ts';
 import { TaskPool } from '../util/concurrency.ts';
-import { newSha256, sha256Hex } from '../util/hash.ts';
+import { newSha256, sha256Hex, sha256HexAsync } from '../util/hash.ts';
 import { withRetry } from '../util/retry.ts';
 
 /** A reference to one stored blob: its content hash, plain size and stored (compressed) size. */
@@ -43,6 +43,9 @@ export class BlobCorruptError extends MismatchError {
 
 export const BLOBS_PREFIX = 'blobs/';
 
+/** Pieces up to this size are compressed synchronously (see `encode`). */
+const SYNC_COMPRESS_MAX = 64 * 1024;
+
 export function blobKey(id: string): string {
   return `${BLOBS_PREFIX}${id.slice(0, 2)}/${id}`;
 }
@@ -64,7 +67,7 @@ export class BlobStore {
 
   /** Stores one piece of content (at most a chunk's size) unless a blob with its hash is already there. */
   async put(data: Buffer): Promise<BlobRef> {
-    const id = sha256Hex(data);
+    const id = await sha256HexAsync(data);
     const key = blobKey(id);
     const existing = await withRetry(() => this.store.head(key), { retryable: isTransient });
     if (existing && existing.size > 0) {
@@ -72,12 +75,38 @@ export class BlobStore {
       this.stats.bytesReused += data.length;
       return { id, size: data.length, stored: existing.size };
     }
-    const stored = await compress(data, this.compression);
+    const stored = await this.encode(data);
     // A lost race with another writer of the same content is fine: the blob there has the same bytes.
     await withRetry(() => this.store.put(key, stored, { ifAbsent: true }), { retryable: isTransient });
     this.stats.blobsWritten++;
     this.stats.bytesWritten += stored.length;
     return { id, size: data.length, stored: stored.length };
+  }
+
+  /**
+   * Like `put`, for content that is most likely not stored yet (an object downloaded because it is new or
+   * changed): a create-only write at once, instead of asking first whether the blob exists. Only when the
+   * store answers "already there" is it asked for the stored size, which may differ if other settings wrote it.
+   */
+  async putNew(data: Buffer): Promise<BlobRef> {
+    const id = await sha256HexAsync(data);
+    const key = blobKey(id);
+    const stored = await this.encode(data);
+    const { created } = await withRetry(() => this.store.put(key, stored, { ifAbsent: true }), { retryable: isTransient });
+    if (!created) {
+      const existing = await withRetry(() => this.store.head(key), { retryable: isTransient });
+      this.stats.blobsReused++;
+      this.stats.bytesReused += data.length;
+      return { id, size: data.length, stored: existing?.size ?? stored.length };
+    }
+    this.stats.blobsWritten++;
+    this.stats.bytesWritten += stored.length;
+    return { id, size: data.length, stored: stored.length };
+  }
+
+  private encode(data: Buffer): Promise<Buffer> | Buffer {
+    // Small pieces compress on this thread: cheaper than the thread-pool round trip, and no context awaits GC.
+    return data.length <= SYNC_COMPRESS_MAX ? compressSync(data, this.compression) : compress(data, this.compression);
   }
 
   /** Reads a blob, decompresses it and checks it against its name; corruption is an error, never silent. */
@@ -116,6 +145,23 @@ export class BlobStore {
     }
     await pool.drain();
     return { size, checksum: `sha256:${whole.digest('hex')}`, blobs };
+  }
+
+  /** Content below this size is one chunk, so `writeBuffer` stores it without the chunker. */
+  get oneChunkLimit(): number {
+    return this.chunking.min;
+  }
+
+  /**
+   * Stores content already in memory, with the same blobs `writeStream` would make. Content smaller than a
+   * chunk is one blob whose hash is also the whole's checksum: hashed once, no chunker, no existence check
+   * first (`putNew`), as such content is typically new (a small object that was added or changed).
+   */
+  async writeBuffer(data: Buffer): Promise<StreamedContent> {
+    if (data.length >= this.chunking.min) return this.writeStream([data]);
+    if (data.length === 0) return { size: 0, checksum: `sha256:${sha256Hex(data)}`, blobs: [] };
+    const ref = await this.putNew(data);
+    return { size: data.length, checksum: `sha256:${ref.id}`, blobs: [ref] };
   }
 
   /** Streams content back from its blobs in order, each verified, reading one blob ahead. */
