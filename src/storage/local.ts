@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, linkSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -8,6 +8,8 @@ import { assertValidKey, StorageError, type ObjectInfo, type ObjectStore, type P
 
 /** Temporary files live beside the data so that the final link/rename never crosses a filesystem. */
 const TMP_DIR = '.tmp';
+/** Buffers up to this size are written with synchronous calls (see putSmallSync). */
+const SYNC_WRITE_MAX = 64 * 1024;
 
 /** A folder on local disk. Writes go to a temp file first, so a crash never leaves a half object under its key. */
 export class LocalStore implements ObjectStore {
@@ -54,6 +56,12 @@ export class LocalStore implements ObjectStore {
       throw mapFsError(err, this.root);
     });
     const tmp = path.join(tmpDir, `${randomBytes(8).toString('hex')}.part`);
+    if (Buffer.isBuffer(body) && body.length <= SYNC_WRITE_MAX) {
+      await this.ensureDir(path.dirname(target)).catch((err) => {
+        throw mapFsError(err, key);
+      });
+      return this.putSmallSync(key, tmp, target, body, options);
+    }
     try {
       if (Buffer.isBuffer(body)) await fs.writeFile(tmp, body, { flag: 'wx' });
       else await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
@@ -73,7 +81,37 @@ export class LocalStore implements ObjectStore {
     } catch (err) {
       throw mapFsError(err, key);
     } finally {
-      await fs.rm(tmp, { force: true });
+      // unlink, not rm: rm's recursive machinery costs a synchronous lstat per call, felt at thousands of small blobs.
+      await fs.unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  /**
+   * A small put with synchronous calls: five short syscalls cost less on this thread than five thread-pool
+   * round trips (which dominated backups of many small S3 objects). Same temp-file-then-link protocol.
+   */
+  private putSmallSync(key: string, tmp: string, target: string, body: Buffer, options: PutOptions): { created: boolean } {
+    try {
+      writeFileSync(tmp, body, { flag: 'wx' });
+      if (options.ifAbsent) {
+        try {
+          linkSync(tmp, target);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { created: false };
+          throw err;
+        }
+        return { created: true };
+      }
+      renameSync(tmp, target);
+      return { created: true };
+    } catch (err) {
+      throw mapFsError(err, key);
+    } finally {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // already renamed, or never written
+      }
     }
   }
 
