@@ -2,10 +2,10 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { MismatchError } from '../errors.ts';
 import { StorageError, type ObjectStore } from '../storage/object-store.ts';
-import { chunkStream, type ByteSource, type ChunkingParams } from '../util/chunker.ts';
+import { ChunkBufferPool, chunkStream, type ByteSource, type ChunkingParams } from '../util/chunker.ts';
 import { compress, compressSync, decompress, type Compression } from '../util/compress.ts';
 import { TaskPool } from '../util/concurrency.ts';
-import { newSha256, sha256Hex, sha256HexAsync } from '../util/hash.ts';
+import { newSha256, sha256Hex } from '../util/hash.ts';
 import { withRetry } from '../util/retry.ts';
 
 /** A reference to one stored blob: its content hash, plain size and stored (compressed) size. */
@@ -57,17 +57,20 @@ export class BlobStore {
   private readonly compression: Compression;
   private readonly chunking: ChunkingParams;
   private readonly concurrency: number;
+  private readonly chunkBuffers: ChunkBufferPool;
 
   constructor(store: ObjectStore, options: { compression: Compression; chunking: ChunkingParams; concurrency: number }) {
     this.store = store;
     this.compression = options.compression;
     this.chunking = options.chunking;
     this.concurrency = options.concurrency;
+    // One buffer per chunk in flight (`concurrency`), the one being filled, and one spare.
+    this.chunkBuffers = new ChunkBufferPool(options.chunking.max, options.concurrency + 2);
   }
 
   /** Stores one piece of content (at most a chunk's size) unless a blob with its hash is already there. */
   async put(data: Buffer): Promise<BlobRef> {
-    const id = await sha256HexAsync(data);
+    const id = sha256Hex(data);
     const key = blobKey(id);
     const existing = await withRetry(() => this.store.head(key), { retryable: isTransient });
     if (existing && existing.size > 0) {
@@ -89,7 +92,7 @@ export class BlobStore {
    * store answers "already there" is it asked for the stored size, which may differ if other settings wrote it.
    */
   async putNew(data: Buffer): Promise<BlobRef> {
-    const id = await sha256HexAsync(data);
+    const id = sha256Hex(data);
     const key = blobKey(id);
     const stored = await this.encode(data);
     const { created } = await withRetry(() => this.store.put(key, stored, { ifAbsent: true }), { retryable: isTransient });
@@ -134,13 +137,18 @@ export class BlobStore {
     const whole = newSha256();
     const blobs: BlobRef[] = [];
     let size = 0;
-    for await (const chunk of chunkStream(source, this.chunking)) {
+    for await (const chunk of chunkStream(source, this.chunking, this.chunkBuffers)) {
       whole.update(chunk);
       size += chunk.length;
       const index = blobs.length;
       blobs.push({ id: '', size: chunk.length, stored: 0 });
       await pool.submit(async () => {
-        blobs[index] = await this.put(chunk);
+        try {
+          blobs[index] = await this.put(chunk);
+        } finally {
+          // put keeps nothing of the chunk once it settles (it stores a compressed copy).
+          this.chunkBuffers.give(chunk);
+        }
       });
     }
     await pool.drain();

@@ -48,23 +48,67 @@ export function validateChunking(p: ChunkingParams): void {
 }
 
 /**
+ * Chunk-sized buffers handed from the chunker to whoever stores the chunks, and back once stored, so
+ * a long stream reuses a few buffers instead of allocating (and making the GC free) one per chunk.
+ * Keeps at most `keep` idle buffers; more are allocated when more chunks are in flight.
+ */
+export class ChunkBufferPool {
+  readonly size: number;
+  readonly #keep: number;
+  readonly #idle: ArrayBuffer[] = [];
+
+  constructor(size: number, keep: number) {
+    this.size = size;
+    this.#keep = keep;
+  }
+
+  take(): Buffer {
+    const idle = this.#idle.pop();
+    return idle ? Buffer.from(idle) : Buffer.allocUnsafeSlow(this.size);
+  }
+
+  /** Returns a chunk from `take` (or a slice of one); the caller must hold no other reference to it. */
+  give(chunk: Buffer): void {
+    const backing = chunk.buffer;
+    if (backing instanceof ArrayBuffer && backing.byteLength === this.size && this.#idle.length < this.#keep && !this.#idle.includes(backing)) this.#idle.push(backing);
+  }
+}
+
+/**
  * FastCDC-style content-defined chunking: cut points depend on the bytes around them, not on offsets,
  * so an insertion early in a dump shifts only the chunks it touches and the rest still dedup.
  * Scanning starts `min` bytes into a chunk with a fresh hash, with a stricter mask before `avg` and a
  * looser one after, and a chunk is cut at `max` regardless.
- * Each byte is copied once, into the chunk yielded; until then the chunk is held as slices of the input
- * pieces, so a source must not reuse a piece's memory after yielding it (Node streams never do).
- * Memory: at most `max` bytes of pending slices.
+ * Each byte is copied once, into the chunk yielded. Without a pool, the chunk is held until its cut as
+ * slices of the input pieces, so a source must not reuse a piece's memory after yielding it (Node
+ * streams never do). With a pool (buffers of at least `max` bytes), bytes are copied into a pooled
+ * buffer as they come: the source may reuse its pieces, and the consumer gives each chunk back.
+ * Memory: at most `max` bytes of pending input, plus the chunks the consumer holds.
  */
-export async function* chunkStream(source: ByteSource, params: ChunkingParams = DEFAULT_CHUNKING): AsyncGenerator<Buffer> {
+export async function* chunkStream(source: ByteSource, params: ChunkingParams = DEFAULT_CHUNKING, pool?: ChunkBufferPool): AsyncGenerator<Buffer> {
   validateChunking(params);
+  if (pool && pool.size < params.max) throw new Error(`chunk buffer pool of ${pool.size} bytes is smaller than the largest chunk (${params.max})`);
   const bits = Math.round(Math.log2(params.avg));
   // Normalised chunking: harder to cut before the average size, easier after, which narrows the size spread.
   const maskSmall = topBitsMask(Math.min(31, bits + 2));
   const maskLarge = topBitsMask(Math.max(1, bits - 2));
   let parts: Buffer[] = [];
-  let length = 0; // bytes in `parts`: the chunk so far
+  let pooled: Buffer | null = null;
+  let length = 0; // bytes of the chunk so far
   let hash = 0;
+  const append = (bytes: Buffer) => {
+    if (pool) bytes.copy((pooled ??= pool.take()), length);
+    else parts.push(bytes);
+    length += bytes.length;
+  };
+  const finishChunk = (): Buffer => {
+    const chunk = pool ? pooled!.subarray(0, length) : Buffer.concat(parts, length);
+    parts = [];
+    pooled = null;
+    length = 0;
+    hash = 0;
+    return chunk;
+  };
 
   for await (const piece of source) {
     let input = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
@@ -86,18 +130,14 @@ export async function* chunkStream(source: ByteSource, params: ChunkingParams = 
       }
       if (cut < 0 && length + take === params.max) cut = take;
       if (cut < 0) {
-        parts.push(input.subarray(0, take));
-        length += take;
+        append(input.subarray(0, take));
         input = input.subarray(take);
         continue;
       }
-      parts.push(input.subarray(0, cut));
-      yield Buffer.concat(parts, length + cut);
+      append(input.subarray(0, cut));
       input = input.subarray(cut);
-      parts = [];
-      length = 0;
-      hash = 0;
+      yield finishChunk();
     }
   }
-  if (length > 0) yield Buffer.concat(parts, length);
+  if (length > 0) yield finishChunk();
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { chunkStream, type ChunkingParams } from '../../src/util/chunker.ts';
+import { ChunkBufferPool, chunkStream, type ChunkingParams } from '../../src/util/chunker.ts';
 
 const params: ChunkingParams = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
 
@@ -59,6 +59,30 @@ describe('content-defined chunking', () => {
     const chunks = await chunksOf(zeros, 65536);
     expect(Buffer.concat(chunks).equals(zeros)).toBe(true);
     chunks.slice(0, -1).forEach((c) => expect(c.length).toBeLessThanOrEqual(params.max));
+  });
+
+  it('with a buffer pool: the same chunks, from a source that reuses its buffer, in a few recycled buffers', async () => {
+    const expected = (await chunksOf(data, 65536)).map(digest);
+    // The source writes every piece into the same buffer, as a follower of a growing file does.
+    async function* reusing() {
+      const scratch = Buffer.alloc(50_000);
+      for (let i = 0; i < data.length; i += scratch.length) {
+        const n = data.copy(scratch, 0, i, i + scratch.length);
+        yield scratch.subarray(0, n);
+        scratch.fill(0xee); // anything still pointing at the old bytes would now see garbage
+      }
+    }
+    const pool = new ChunkBufferPool(params.max, 2);
+    const backings = new Set<ArrayBufferLike>();
+    const got: string[] = [];
+    for await (const chunk of chunkStream(reusing(), params, pool)) {
+      got.push(digest(chunk));
+      backings.add(chunk.buffer);
+      pool.give(chunk);
+    }
+    expect(got).toEqual(expected);
+    expect(backings.size).toBe(1);
+    await expect(chunkStream([data], params, new ChunkBufferPool(params.max - 1, 2)).next()).rejects.toThrow(/smaller than the largest chunk/);
   });
 
   it('rejects inconsistent parameters', async () => {

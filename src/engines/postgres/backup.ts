@@ -155,7 +155,8 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
           digest.catch(() => undefined);
           const trailer = new TrailerWatch();
           async function* watched() {
-            for await (const chunk of followFile(filePath, progress, () => trailer.complete)) {
+            // The blob store's chunker copies each piece before asking for the next, so one read buffer serves.
+            for await (const chunk of followFile(filePath, progress, () => trailer.complete, { reuseBuffer: true })) {
               trailer.update(chunk);
               yield chunk;
             }

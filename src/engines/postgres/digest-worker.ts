@@ -16,7 +16,7 @@ async function digest(file: string): Promise<void> {
   try {
     const digester = new CopyDigester({ requireEndMarker: true });
     const trailer = new TrailerWatch();
-    for await (const chunk of followFile(file, dump, () => trailer.complete)) {
+    for await (const chunk of followFile(file, dump, () => trailer.complete, { reuseBuffer: true })) {
       digester.update(chunk);
       trailer.update(chunk);
     }

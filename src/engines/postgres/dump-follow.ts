@@ -47,20 +47,29 @@ export class TrailerWatch {
 /**
  * Yields a file's bytes as another process appends to them, until `complete()` says the content is
  * whole or the dump process has exited (after which one last read catches its final writes).
- * Each yielded Buffer is fresh memory: consumers (the chunker) may keep it.
+ * By default each yielded Buffer is fresh memory that consumers (the chunker) may keep; with
+ * `reuseBuffer` every read lands in the same buffer, for a consumer done with each piece before
+ * asking for the next (a digester): no allocation per read, so no garbage for the GC to chase.
  */
-export async function* followFile(file: string, dump: DumpProgress, complete: () => boolean): AsyncGenerator<Buffer> {
+export async function* followFile(file: string, dump: DumpProgress, complete: () => boolean, options: { reuseBuffer?: boolean } = {}): AsyncGenerator<Buffer> {
   const handle = await open(file, 'r');
   try {
     let position = 0;
+    let buf = Buffer.allocUnsafe(READ_SIZE);
     for (;;) {
       const exitedBefore = dump.exited;
-      const buf = Buffer.allocUnsafe(READ_SIZE);
       const { bytesRead } = await handle.read(buf, 0, READ_SIZE, position);
       if (bytesRead > 0) {
         position += bytesRead;
-        // A short read of a growing file: copy it out rather than pin a mostly empty 1 MiB buffer.
-        yield bytesRead < READ_SIZE / 4 ? Buffer.from(buf.subarray(0, bytesRead)) : buf.subarray(0, bytesRead);
+        if (options.reuseBuffer) {
+          yield buf.subarray(0, bytesRead);
+        } else if (bytesRead < READ_SIZE / 4) {
+          // A short read of a growing file: copy it out rather than pin a mostly empty buffer.
+          yield Buffer.from(buf.subarray(0, bytesRead));
+        } else {
+          yield buf.subarray(0, bytesRead);
+          buf = Buffer.allocUnsafe(READ_SIZE);
+        }
         continue;
       }
       if (complete() || exitedBefore) return;
