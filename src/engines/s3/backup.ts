@@ -1,4 +1,5 @@
 import { GetBucketVersioningCommand } from '@aws-sdk/client-s3';
+import { buffer } from 'node:stream/consumers';
 import { z } from 'zod';
 import { UsageError } from '../../errors.ts';
 import { blobRefSchema } from '../../repository/blobs.ts';
@@ -12,6 +13,7 @@ import { withRetry } from '../../util/retry.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { compareKeys, keyFilter } from './keys.ts';
 import { getObject, headObjectMetadata, listCurrentVersions, listObjects, type ListedObject, type ObjectMetadata, type S3Context } from './objects.ts';
+import { createSignedGetter } from './signed-get.ts';
 import { storeSettingsOf, type S3Source } from './source.ts';
 
 export const OBJECTS_INDEX = 'objects';
@@ -55,6 +57,10 @@ export type S3Details = z.infer<typeof s3DetailsSchema>;
 
 // Objects at least this big are downloaded two at a time, so many large objects cannot pile up in memory.
 const LARGE_OBJECT = 32 * 1024 * 1024;
+const LARGE_DOWNLOADS = 2;
+// Listed objects whose index entries may wait for an earlier, slower one (a large object): a few hundred
+// bytes each once done, so small objects keep flowing past a large one instead of stalling behind it.
+const WINDOW = 2048;
 
 export function s3ContextOf(options: Parameters<typeof storeSettingsOf>[0]): S3Context {
   return createS3Client(storeSettingsOf(options));
@@ -88,6 +94,8 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
   const o = source.options;
   const { bucket, prefix } = o.location;
   const s3 = s3ContextOf(o);
+  const concurrency = o.concurrency ?? 8;
+  if (o.mode === 'copy') s3.signedGet = createSignedGetter(s3.client, { endpoint: o.endpoint, forcePathStyle: o.forcePathStyle ?? false, sockets: concurrency + LARGE_DOWNLOADS });
   const wanted = keyFilter(o.include, o.exclude);
   const index = writer.openIndex(OBJECTS_INDEX);
   const stats = { objects: 0, bytes: 0, downloaded: { objects: 0, bytes: 0, getRequests: 0 } };
@@ -107,8 +115,8 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
       }
     } else {
       const parent = new ParentCursor(ctx.repo, ctx.parent);
-      const large = new Limiter(2);
-      const downloads = new Limiter(o.concurrency ?? 8);
+      const large = new Limiter(LARGE_DOWNLOADS);
+      const downloads = new Limiter(concurrency);
       const download = (obj: ListedObject): Promise<CopyEntry | undefined> =>
         (obj.size >= LARGE_OBJECT ? large : downloads).run(() =>
           withRetry(() => downloadObject(ctx, s3, bucket, obj, stats), { attempts: 3, retryable: (err) => err instanceof StorageError && err.kind === 'unreachable' }),
@@ -136,7 +144,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
               : downloads.run(() => refreshMetadata(s3, bucket, obj, previous, stats));
           pending.catch(() => undefined);
           window.push(pending);
-          if (window.length >= (o.concurrency ?? 8) * 2) await flush();
+          if (window.length >= WINDOW) await flush();
         }
         while (window.length > 0) await flush();
       } finally {
@@ -146,6 +154,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
     const ref = await writer.closeIndex(index);
     log.info(`${stats.objects} objects (${ref.count} indexed); downloaded ${stats.downloaded.objects} objects, ${stats.downloaded.getRequests} GET requests`);
   } finally {
+    s3.signedGet?.close();
     s3.client.destroy();
   }
   const details: S3Details & Record<string, unknown> = {
@@ -212,7 +221,9 @@ async function downloadObject(
     throw err;
   }
   stats.downloaded.getRequests += got.requests;
-  const written = await ctx.repo.blobs.writeStream(got.body);
+  // An object smaller than a chunk is read whole (bounded by that size) and stored as one blob, skipping the chunker.
+  const small = obj.size < ctx.repo.blobs.oneChunkLimit && got.size < ctx.repo.blobs.oneChunkLimit;
+  const written = small ? await ctx.repo.blobs.writeBuffer(await buffer(got.body)) : await ctx.repo.blobs.writeStream(got.body);
   stats.downloaded.objects++;
   stats.downloaded.bytes += written.size;
   const m = got.meta;

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { mapS3Error } from '../../storage/s3.ts';
+import type { SignedGetter } from './signed-get.ts';
 
 /** One object as the listing shows it. */
 export interface ListedObject {
@@ -35,6 +36,8 @@ export interface ObjectMetadata {
 export interface S3Context {
   client: S3Client;
   endpoint: string;
+  /** A lean GET for the hot path of a backup (see signed-get.ts); without it every read goes through the SDK. */
+  signedGet?: SignedGetter | undefined;
 }
 
 const clean = (etag: string | undefined) => (etag ?? '').replace(/^"|"$/g, '');
@@ -88,16 +91,19 @@ export async function getObject(
   versionId?: string,
 ): Promise<{ body: Readable; size: number; etag: string; lastModified: string; meta: ObjectMetadata; requests: number }> {
   const where = `s3://${bucket}/${key}`;
+  const fast = versionId === undefined ? await s3.signedGet?.get(bucket, key) : undefined;
+  if (fast) {
+    const tags = fast.tagCount > 0 ? await getTags(s3, bucket, key, versionId) : {};
+    const { body, size, etag, lastModified, meta } = fast;
+    return { body, size, etag, lastModified, meta: { ...meta, tags }, requests: fast.tagCount > 0 ? 2 : 1 };
+  }
   const res = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId })).catch((err: unknown) => {
     throw mapS3Error(err, { bucket, where, endpoint: s3.endpoint, action: 'read', notFound: 'not-found' });
   });
   let requests = 1;
   let tags: Record<string, string> = {};
   if ((res.TagCount ?? 0) > 0) {
-    const tagging = await s3.client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key, VersionId: versionId })).catch((err: unknown) => {
-      throw mapS3Error(err, { bucket, where, endpoint: s3.endpoint, action: 'read the tags of' });
-    });
-    tags = Object.fromEntries((tagging.TagSet ?? []).map((t) => [t.Key!, t.Value ?? '']));
+    tags = await getTags(s3, bucket, key, versionId);
     requests++;
   }
   return {
@@ -116,6 +122,13 @@ export async function getObject(
     },
     requests,
   };
+}
+
+async function getTags(s3: S3Context, bucket: string, key: string, versionId: string | undefined): Promise<Record<string, string>> {
+  const tagging = await s3.client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key, VersionId: versionId })).catch((err: unknown) => {
+    throw mapS3Error(err, { bucket, where: `s3://${bucket}/${key}`, endpoint: s3.endpoint, action: 'read the tags of' });
+  });
+  return Object.fromEntries((tagging.TagSet ?? []).map((t) => [t.Key!, t.Value ?? '']));
 }
 
 /** The metadata and tags of an object (HEAD + tagging), without reading its content. */

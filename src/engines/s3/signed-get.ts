@@ -1,0 +1,170 @@
+import { createHash, createHmac } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { isIP } from 'node:net';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { ObjectMetadata } from './objects.ts';
+
+/**
+ * A plain SigV4-signed GET of a whole object, for the one request a copy-mode backup makes per object.
+ *
+ * Why not the SDK: on 10,000 small objects its middleware stack (schema serde, endpoint rules, retry,
+ * signing, user agent) costs ~0.8 ms of CPU per GetObject, three times what the request itself costs;
+ * with two cores shared with the server that alone made a backup 3x slower than `rclone copy`.
+ *
+ * It covers only the plain case and leaves everything else to the SDK: any answer but 200, and any
+ * error before the response, makes the caller repeat the request through the SDK, which then maps
+ * the error, retries, or follows what this does not know (redirects, other regions).
+ */
+export interface SignedGetResult {
+  body: http.IncomingMessage;
+  size: number;
+  etag: string;
+  lastModified: string;
+  tagCount: number;
+  meta: Omit<ObjectMetadata, 'tags'>;
+}
+
+export interface SignedGetter {
+  /** The object, or undefined when the SDK should handle this request (non-200 answer, network error). */
+  get(bucket: string, key: string): Promise<SignedGetResult | undefined>;
+  close(): void;
+}
+
+interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string | undefined;
+}
+
+/** The SDK's resolved config fields this reuses, so credentials (with refresh) and region come from one place. */
+interface ResolvedConfig {
+  credentials: () => Promise<Credentials>;
+  region: () => Promise<string>;
+}
+
+const UNSIGNED = 'UNSIGNED-PAYLOAD';
+const ANSWER_TIMEOUT_MS = 10_000;
+const META_PREFIX = 'x-amz-meta-';
+
+/** S3's URI encoding of a key: every UTF-8 byte percent-encoded but the unreserved set and '/'. */
+export function encodeKey(key: string): string {
+  return encodeURIComponent(key)
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%2F/g, '/');
+}
+
+/** Virtual-hosted addressing needs a DNS-safe bucket name without dots (TLS wildcard certificates). */
+function pathStyleFor(bucket: string, forcePathStyle: boolean): boolean {
+  return forcePathStyle || !/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bucket);
+}
+
+export function createSignedGetter(client: S3Client, options: { endpoint: string | undefined; forcePathStyle: boolean; sockets: number }): SignedGetter {
+  const config = client.config as unknown as ResolvedConfig;
+  const agents = {
+    http: new http.Agent({ keepAlive: true, maxSockets: options.sockets }),
+    https: new https.Agent({ keepAlive: true, maxSockets: options.sockets }),
+  };
+  let region: string | undefined;
+  // The derived signing key depends only on the secret, the day and the region: compute it once a day.
+  let signingKey: { secret: string; day: string; key: Buffer } | undefined;
+
+  function keyFor(secret: string, day: string, reg: string): Buffer {
+    if (signingKey?.secret === secret && signingKey.day === day) return signingKey.key;
+    let k = createHmac('sha256', `AWS4${secret}`).update(day).digest();
+    k = createHmac('sha256', k).update(reg).digest();
+    k = createHmac('sha256', k).update('s3').digest();
+    k = createHmac('sha256', k).update('aws4_request').digest();
+    signingKey = { secret, day, key: k };
+    return k;
+  }
+
+  /** Origin and path of an object. The path is built by hand: URL would resolve `.`/`..` segments, which are valid in keys. */
+  function locate(bucket: string, key: string, reg: string): { base: URL; path: string } {
+    const base = new URL(options.endpoint ?? `https://s3.${reg}.amazonaws.com`);
+    const basePath = base.pathname.replace(/\/+$/, '');
+    if (pathStyleFor(bucket, options.forcePathStyle) || isIP(base.hostname.replace(/^\[|\]$/g, '')) !== 0) {
+      return { base, path: `${basePath}/${bucket}/${encodeKey(key)}` };
+    }
+    base.hostname = `${bucket}.${base.hostname}`;
+    return { base, path: `${basePath}/${encodeKey(key)}` };
+  }
+
+  async function get(bucket: string, key: string): Promise<SignedGetResult | undefined> {
+    let creds: Credentials;
+    try {
+      region ??= await config.region();
+      creds = await config.credentials();
+    } catch {
+      return undefined;
+    }
+    const { base: url, path } = locate(bucket, key, region);
+    const amzDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
+    const day = amzDate.slice(0, 8);
+    const headers: Record<string, string> = { host: url.host, 'x-amz-content-sha256': UNSIGNED, 'x-amz-date': amzDate };
+    if (creds.sessionToken) headers['x-amz-security-token'] = creds.sessionToken;
+    const names = Object.keys(headers).sort();
+    const canonical = `GET\n${path}\n\n${names.map((n) => `${n}:${headers[n]}\n`).join('')}\n${names.join(';')}\n${UNSIGNED}`;
+    const scope = `${day}/${region}/s3/aws4_request`;
+    const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
+    const signature = createHmac('sha256', keyFor(creds.secretAccessKey, day, region)).update(toSign).digest('hex');
+    headers.authorization = `AWS4-HMAC-SHA256 Credential=${creds.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
+
+    const secure = url.protocol === 'https:';
+    const request = secure ? https.request : http.request;
+    return new Promise((resolve) => {
+      const req = request({ protocol: url.protocol, hostname: url.hostname, port: url.port || undefined, path, headers, agent: secure ? agents.https : agents.http }, (res) => {
+        clearTimeout(timer);
+        if (res.statusCode !== 200) {
+          res.resume();
+          resolve(undefined);
+          return;
+        }
+        resolve(resultOf(res));
+      });
+      // No answer in seconds: let the SDK try (and fail as it is configured to). A slow body is never cut.
+      const timer = setTimeout(() => req.destroy(new Error('no answer')), ANSWER_TIMEOUT_MS);
+      req.on('error', () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+      req.end();
+    });
+  }
+
+  return {
+    get,
+    close() {
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
+
+function resultOf(res: http.IncomingMessage): SignedGetResult {
+  const h = res.headers;
+  const one = (name: string) => {
+    const v = h[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  };
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(h)) {
+    if (name.startsWith(META_PREFIX) && value !== undefined) metadata[name.slice(META_PREFIX.length)] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  const modified = one('last-modified');
+  return {
+    body: res,
+    size: Number(one('content-length') ?? 0),
+    etag: (one('etag') ?? '').replace(/^"|"$/g, ''),
+    lastModified: (modified ? new Date(modified) : new Date(0)).toISOString(),
+    tagCount: Number(one('x-amz-tagging-count') ?? 0),
+    meta: {
+      contentType: one('content-type'),
+      contentEncoding: one('content-encoding'),
+      cacheControl: one('cache-control'),
+      contentDisposition: one('content-disposition'),
+      contentLanguage: one('content-language'),
+      metadata,
+    },
+  };
+}
