@@ -8,7 +8,6 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import {
@@ -99,6 +98,8 @@ export class S3Store implements ObjectStore {
         await this.client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: body.length }));
       } else {
         // Upload reads the stream part by part (multipart above 8 MiB), so a stream is never held whole.
+        // Loaded here: an S3 source backed up into a local repository never streams into S3.
+        const { Upload } = await import('@aws-sdk/lib-storage');
         const upload = new Upload({
           client: this.client,
           params: { ...params, Body: body, ...(options.contentLength !== undefined ? { ContentLength: options.contentLength } : {}) },
