@@ -118,7 +118,7 @@ export async function restorePostgres(ctx: EngineContext, manifest: Manifest, ta
       }
       try {
         if (plan.action !== 'check-only') await restoreDatabase(ctx, manifest, db, plan, tools, conn, options, secrets);
-        if (options.verify || options.checkOnly) Object.assign(plan, await checkRestoredDatabase(conn, plan.target, manifest, db));
+        if (options.verify || options.checkOnly) Object.assign(plan, await checkRestoredDatabase(conn, plan.target, manifest, db, { jobs: options.jobs }));
       } finally {
         if (options.scratch) await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(plan.target)} WITH (FORCE)`);
       }

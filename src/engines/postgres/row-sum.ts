@@ -24,6 +24,13 @@ export function newRowSum(algorithm: string): RowSum {
   throw new Error(`unknown row digest algorithm "${algorithm}" (this bak knows ${ROW_SUM_ALGORITHMS.join(', ')}); a newer bak wrote this snapshot`);
 }
 
+/** Sum of two digests of one algorithm (same hex length): the digest of the union of their rows. */
+export function addDigests(a: string, b: string): string {
+  if (a.length !== b.length) throw new Error(`cannot add digests of different lengths (${a.length}, ${b.length})`);
+  const sum = (BigInt(`0x${a}`) + BigInt(`0x${b}`)) % 2n ** BigInt(4 * a.length);
+  return sum.toString(16).padStart(a.length, '0');
+}
+
 const TWO_32 = 2 ** 32;
 // Each lane gains < 2^32 per row; carrying every 2^20 rows keeps lanes below 2^53, where doubles are exact.
 const NORMALIZE_EVERY = 2 ** 20;
