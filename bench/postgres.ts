@@ -4,6 +4,8 @@
 //   3. bytes a second `bak backup` of the unchanged database adds (totals.newBytes) vs the first's
 //   4. peak RSS of bak for backup and restore (GNU time %M: the largest of bak's process and its waited-for
 //      children such as pg_dump, not their sum)
+//   5. CPU seconds of each run, of the process and of the whole machine (server backends included), which
+//      show how much of a ratio is the machine running out of cores rather than bak waiting
 // and prints a table of figures against the issue's goals (ratio <= 1.15, < 1 % re-upload, < 300 MB).
 //
 // Usage: node bench/postgres.ts [--scale N] [--jobs N] [--rounds N] [--drop] [--keep]
@@ -15,7 +17,7 @@
 // Needs the PostgreSQL test server: bash scripts/servers/start.sh postgres
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Manifest } from '../src/repository/manifest.ts';
@@ -120,6 +122,13 @@ async function main(): Promise<void> {
 
   const times = { pgDump: [] as number[], bakBackup: [] as number[], pgRestore: [] as number[], bakRestore: [] as number[], bakRestoreNoVerify: [] as number[] };
   const rss = { pgDump: 0, bakBackup: 0, pgRestore: 0, bakRestore: 0 };
+  // CPU seconds of the process with its children, and of the whole machine (the server's backends too).
+  const cpu = { pgDump: [] as number[], bakBackup: [] as number[], pgRestore: [] as number[], bakRestore: [] as number[] };
+  const machineCpu = { pgDump: [] as number[], bakBackup: [] as number[], pgRestore: [] as number[], bakRestore: [] as number[] };
+  const noteCpu = (key: keyof typeof cpu, r: Run) => {
+    cpu[key].push(r.cpuSeconds ?? NaN);
+    machineCpu[key].push(r.machineCpuSeconds ?? NaN);
+  };
   let firstManifest: Manifest | undefined;
   let plainDumpBytes = 0;
   const plainDir = path.join(tmpRoot, 'plain');
@@ -131,6 +140,7 @@ async function main(): Promise<void> {
       await rm(plainDir, { recursive: true, force: true });
       const dump = await run(pgTool(server, 'pg_dump'), pgDumpArgs(plainDir), { env, rss: true });
       times.pgDump.push(dump.seconds);
+      noteCpu('pgDump', dump);
       rss.pgDump = Math.max(rss.pgDump, dump.maxRss ?? 0);
       plainDumpBytes = await dirBytes(plainDir);
 
@@ -142,6 +152,7 @@ async function main(): Promise<void> {
       }
       const backup = await bak(['backup', pgUri(server, db), '--jobs', String(jobs), '--json'], { rss: true });
       times.bakBackup.push(backup.seconds);
+      noteCpu('bakBackup', backup);
       rss.bakBackup = Math.max(rss.bakBackup, backup.maxRss ?? 0);
       firstManifest = JSON.parse(backup.stdout) as Manifest;
 
@@ -152,6 +163,7 @@ async function main(): Promise<void> {
       await createDatabase(server, plainTarget);
       const restore = await run(pgTool(server, 'pg_restore'), [...connectionArgs(server), `--jobs=${jobs}`, '--no-password', `--dbname=${plainTarget}`, plainDir], { env, rss: true });
       times.pgRestore.push(restore.seconds);
+      noteCpu('pgRestore', restore);
       rss.pgRestore = Math.max(rss.pgRestore, restore.maxRss ?? 0);
       await dropDatabase(server, plainTarget);
 
@@ -162,6 +174,7 @@ async function main(): Promise<void> {
       const restoreArgs = ['restore', firstManifest.id, '--to', pgUri(server), '--database', db, '--as', bakTarget, '--jobs', String(jobs)];
       const bakRestore = await bak(restoreArgs, { rss: true });
       times.bakRestore.push(bakRestore.seconds);
+      noteCpu('bakRestore', bakRestore);
       rss.bakRestore = Math.max(rss.bakRestore, bakRestore.maxRss ?? 0);
       await dropDatabase(server, bakTarget);
 
@@ -199,6 +212,9 @@ async function main(): Promise<void> {
         mark(reupload < 0.01),
       ],
       ['second backup wall time (s)', '', second.seconds.toFixed(1), '', '', ''],
+      ['backup CPU, process + children (s)', median(cpu.pgDump).toFixed(1), median(cpu.bakBackup).toFixed(1), '', '(info)', ''],
+      ['backup CPU, whole machine (s)', median(machineCpu.pgDump).toFixed(1), median(machineCpu.bakBackup).toFixed(1), '', '(info)', ''],
+      ['restore CPU, whole machine (s)', median(machineCpu.pgRestore).toFixed(1), median(machineCpu.bakRestore).toFixed(1), '', '(info)', ''],
       ['peak RSS backup (MB)', (rss.pgDump / MB).toFixed(0), (rss.bakBackup / MB).toFixed(0), '', '< 300', mark(rss.bakBackup > 0 && rss.bakBackup < 300 * MB)],
       ['peak RSS restore (MB)', (rss.pgRestore / MB).toFixed(0), (rss.bakRestore / MB).toFixed(0), '', '< 300', mark(rss.bakRestore > 0 && rss.bakRestore < 300 * MB)],
       ['bytes on disk (MiB)', `${(plainDumpBytes / MiB).toFixed(0)} (dump dir)`, `${(repoBytes / MiB).toFixed(0)} (repo, 2 snapshots)`, '', '', ''],
@@ -215,6 +231,9 @@ async function main(): Promise<void> {
         `2nd: newBytes ${secondManifest.totals.newBytes} B of ${(secondManifest.totals.bytes / MiB).toFixed(0)} MiB plain`,
     );
     console.log('peak RSS is GNU time %M: the largest of the process and its waited-for children (pg_dump/pg_restore workers), not their sum');
+    console.log(
+      `whole-machine CPU includes the server's backends (and anything else running); with ${cpus().length} cores, a run that needs N CPU seconds takes at least N/${cpus().length} s`,
+    );
   } finally {
     for (const t of targets) await dropDatabase(server, t).catch(() => undefined);
     if (flags.drop) {

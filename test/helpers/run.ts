@@ -10,20 +10,25 @@ export interface RunResult {
   seconds: number;
   /** Peak RSS in bytes (GNU time %M: the largest of the process and the children it waited for), when asked for. */
   maxRss?: number;
+  /** CPU seconds (user + system) of the process and the children it waited for, with `rss`. */
+  cpuSeconds?: number;
+  /** CPU seconds the whole machine was busy during the run (/proc/stat), with `rss`: includes servers' work. */
+  machineCpuSeconds?: number;
 }
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   input?: string;
-  /** Run under /usr/bin/time to measure peak RSS. */
+  /** Run under /usr/bin/time to measure peak RSS and CPU time. */
   rss?: boolean;
 }
 
 /** Runs a command to completion, collecting its output and wall time: the one child-process runner of tests and benchmarks. */
 export async function runCommand(cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   const rssFile = options.rss ? path.join(tmpdir(), `bak-rss-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`) : undefined;
-  const [file, argv] = rssFile ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args];
+  const [file, argv] = rssFile ? ['/usr/bin/time', ['-f', '%M %U %S', '-o', rssFile, cmd, ...args]] : [cmd, args];
+  const busyBefore = rssFile ? await machineBusySeconds() : 0;
   const started = performance.now();
   const result = await new Promise<Omit<RunResult, 'seconds'>>((resolve, reject) => {
     const child = spawn(file, argv, { cwd: options.cwd ?? tmpdir(), env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -37,9 +42,18 @@ export async function runCommand(cmd: string, args: string[], options: RunOption
   });
   const out: RunResult = { ...result, seconds: (performance.now() - started) / 1000 };
   if (rssFile) {
-    const kb = Number((await readFile(rssFile, 'utf8').catch(() => '')).trim().split('\n').pop());
-    if (Number.isFinite(kb) && kb > 0) out.maxRss = kb * 1024;
+    out.machineCpuSeconds = (await machineBusySeconds()) - busyBefore;
+    const [kb, user, system] = ((await readFile(rssFile, 'utf8').catch(() => '')).trim().split('\n').pop() ?? '').split(' ').map(Number);
+    if (Number.isFinite(kb) && kb! > 0) out.maxRss = kb! * 1024;
+    if (Number.isFinite(user) && Number.isFinite(system)) out.cpuSeconds = user! + system!;
     await rm(rssFile, { force: true });
   }
   return out;
+}
+
+/** Seconds of CPU time all cores have spent busy since boot (/proc/stat: everything but idle and iowait). */
+async function machineBusySeconds(): Promise<number> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / 100; // USER_HZ is 100 on Linux
 }
