@@ -1,3 +1,6 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeLocation, type TestLocation } from '../helpers/backends.ts';
 import { runBak, writeConfig } from '../helpers/cli.ts';
@@ -60,5 +63,46 @@ describe('postgres backup when one database fails', () => {
     expect(manifest.failures.map((f: { item: string }) => f.item)).toEqual([bad]);
     expect(manifest.engineDetails.databases.map((d: { name: string }) => d.name)).toEqual([good]);
     expect((await snapshots()).map((s) => s.status)).toEqual(['partial']);
+  });
+});
+
+/**
+ * pg_dump fails in the middle of a table's data, after bak has begun storing that table (a row that
+ * cannot be converted to the client encoding ends the COPY): the backup fails, no snapshot appears,
+ * and the staging folder is gone.
+ */
+describe('postgres backup when pg_dump fails while its output is being stored', () => {
+  let server: PgServer;
+  let location: TestLocation;
+  let config: string;
+  let staging: string;
+  const db = uniqueDbName('bakmid');
+
+  beforeAll(async () => {
+    server = await requirePostgres();
+    location = await makeLocation('local');
+    config = await writeConfig({ repositories: { r: location.configEntry }, defaults: { repository: 'r' } });
+    expect((await runBak(['--config', config, 'init'])).code).toBe(0);
+    staging = await mkdtemp(path.join(tmpdir(), 'bak-staging-'));
+    await createDatabase(server, db);
+    // ~8 MB of ASCII rows (several reads of the follower), then one row LATIN1 cannot hold.
+    await query(server, db, `CREATE TABLE t (id int, pad text); INSERT INTO t SELECT g, repeat('x', 80) FROM generate_series(1, 100000) g; INSERT INTO t VALUES (0, '日本')`);
+  });
+
+  afterAll(async () => {
+    await dropDatabase(server, db);
+    await location?.cleanup();
+    if (staging) await rm(staging, { recursive: true, force: true });
+  });
+
+  it('exits 1 with pg_dump’s error, leaves no snapshot and no staging behind', async () => {
+    const result = await runBak(['--config', config, 'backup', `postgres://${server.user}@${server.host}:${server.port}/${db}`, '--json'], {
+      env: { ...pgEnv(server), PGCLIENTENCODING: 'LATIN1', TMPDIR: staging },
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/pg_dump/);
+    expect(result.stderr).toMatch(/has no equivalent in encoding "LATIN1"/);
+    expect(JSON.parse((await runBak(['--config', config, 'ls', '--json'])).stdout).snapshots).toEqual([]);
+    expect(await readdir(staging)).toEqual([]);
   });
 });
