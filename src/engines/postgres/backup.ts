@@ -178,6 +178,8 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
     const toc = parseToc(await readFile(path.join(dir, 'toc.dat')));
     const tables = new Map(tableDataEntries(toc).map((e) => [e.dataFile!, e]));
     let rows = 0;
+    // Which table a data file holds is known only from toc.dat, which pg_dump writes last: complete the
+    // items' records now (they are the manifest's own, written at commit).
     for (const [file, { item, digest }] of followed) {
       const entry = tables.get(file);
       if (!entry) throw new BakError(`pg_dump wrote ${file}, which its toc.dat does not list as table data`);
