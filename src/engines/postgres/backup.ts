@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -165,7 +165,7 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
           followed.set(file, { item, digest });
           await digest;
           // Stored and digested: pg_dump is done with it, so staging only holds what is still in flight.
-          await rm(filePath, { force: true });
+          await unlink(filePath);
         });
       }
       await pool.drain();

@@ -14,6 +14,10 @@ export const TABLE_DATA_FILE = /^\d+\.dat$/;
 
 const POLL_MS = 15;
 const READ_SIZE = 1024 * 1024;
+// Read buffers of finished `reuseBuffer` follows, for the next file: a database of thousands of small
+// tables would otherwise allocate (and make the GC free) a buffer per table.
+const spareReadBuffers: Buffer[] = [];
+const MAX_SPARE_READ_BUFFERS = 4;
 
 /** What the followers know of the pg_dump process; the runner sets it. */
 export interface DumpProgress {
@@ -53,9 +57,9 @@ export class TrailerWatch {
  */
 export async function* followFile(file: string, dump: DumpProgress, complete: () => boolean, options: { reuseBuffer?: boolean } = {}): AsyncGenerator<Buffer> {
   const handle = await open(file, 'r');
+  let buf = (options.reuseBuffer && spareReadBuffers.pop()) || Buffer.allocUnsafe(READ_SIZE);
   try {
     let position = 0;
-    let buf = Buffer.allocUnsafe(READ_SIZE);
     for (;;) {
       const exitedBefore = dump.exited;
       const { bytesRead } = await handle.read(buf, 0, READ_SIZE, position);
@@ -78,6 +82,8 @@ export async function* followFile(file: string, dump: DumpProgress, complete: ()
     }
   } finally {
     await handle.close();
+    // The consumer is done with the last piece once it asks past the end: the buffer can serve another file.
+    if (options.reuseBuffer && spareReadBuffers.length < MAX_SPARE_READ_BUFFERS) spareReadBuffers.push(buf);
   }
 }
 
