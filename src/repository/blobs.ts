@@ -118,7 +118,7 @@ export class BlobStore {
     const stored = await withRetry(() => this.store.getBuffer(blobKey(id)), { retryable: isTransient });
     let data: Buffer;
     try {
-      data = await decompress(stored);
+      data = await decompress(stored, typeof ref === 'string' ? undefined : ref.size);
     } catch (err) {
       throw new BlobCorruptError(id, `cannot decompress (${(err as Error).message})`);
     }
