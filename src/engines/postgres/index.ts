@@ -1,23 +1,26 @@
 import type { Engine } from '../engine.ts';
-import { backupPostgres } from './backup.ts';
-import { connect, listDatabases } from './connection.ts';
-import { restorePostgres } from './restore.ts';
 import { parsePostgresSource, postgresOptionsSchema, type PostgresSource } from './source.ts';
+
+// The pg driver and the dump/restore code load only when a PostgreSQL source is really used.
+const backup = () => import('./backup.ts');
+const restore = () => import('./restore.ts');
+const connection = () => import('./connection.ts');
 
 /** PostgreSQL: pg_dump directory-format dumps per database plus globals, restores proven by per-table digests. */
 export const postgresEngine: Engine = {
   name: 'postgres',
   optionsSchema: postgresOptionsSchema,
   parseSource: parsePostgresSource,
-  backup: (ctx) => backupPostgres({ ...ctx, source: ctx.source as PostgresSource }),
+  backup: async (ctx) => (await backup()).backupPostgres({ ...ctx, source: ctx.source as PostgresSource }),
   // Everything a PostgreSQL snapshot holds is in the repository: the repository checker covers blobs and data;
   // `bak verify --level restore` proves the dump restores.
   verify: async () => [],
-  restore: restorePostgres,
+  restore: async (ctx, manifest, target) => (await restore()).restorePostgres(ctx, manifest, target),
   // Nothing is kept outside the repository.
   release: async () => {},
   async listSources(uri, options) {
     const source = parsePostgresSource(uri, options);
+    const { connect, listDatabases } = await connection();
     const client = await connect(source.options.connection, source.options.connection.database ?? 'postgres');
     try {
       return (await listDatabases(client)).map((d) => ({ name: d.name, sizeBytes: d.sizeBytes, details: { encoding: d.encoding, collate: d.collate } }));
