@@ -15,7 +15,8 @@ export const manifestItemSchema = z
     kind: z.string().min(1),
     bytes: z.number().int().nonnegative(),
     rows: z.number().int().nonnegative().optional(),
-    checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+    // blobs.ts contentChecksum: the content's SHA-256, or for content of several blobs the SHA-256 of their names.
+    checksum: z.string().regex(/^sha256(-blobs)?:[0-9a-f]{64}$/, 'a checksum is sha256:<64 hex> or sha256-blobs:<64 hex>'),
     blobs: z.array(blobRefSchema),
     details: z.record(z.string(), z.unknown()).optional(),
   })

@@ -3,7 +3,7 @@ import type { ByteSource } from '../util/chunker.ts';
 import { newSnapshotId } from '../util/ids.ts';
 import { redactUri } from '../util/redact.ts';
 import { BAK_VERSION } from '../version.ts';
-import type { BlobStats } from './blobs.ts';
+import type { BlobStats, HashedChunk, StreamedContent } from './blobs.ts';
 import { IndexWriter, type IndexRef } from './index-blobs.ts';
 import type { Lock } from './locks.ts';
 import type { Manifest, ManifestItem, SnapshotStatus } from './manifest.ts';
@@ -64,9 +64,19 @@ export class SnapshotWriter {
    * Streams one item's content into blobs and records it. `info` is read once the content is consumed,
    * so an engine may fill in what it learns from the data itself (row counts, digests) while streaming.
    */
-  async addItem(info: ItemInfo, content: ByteSource): Promise<ManifestItem> {
+  addItem(info: ItemInfo, content: ByteSource): Promise<ManifestItem> {
     this.assertOpen();
-    const written = await this.repo.blobs.writeStream(content);
+    return this.record(info, this.repo.blobs.writeStream(content));
+  }
+
+  /** `addItem` for content the engine has cut into chunks and hashed itself (BlobStore.writeChunks). */
+  addChunkedItem(info: ItemInfo, chunks: AsyncIterable<HashedChunk>): Promise<ManifestItem> {
+    this.assertOpen();
+    return this.record(info, this.repo.blobs.writeChunks(chunks));
+  }
+
+  private async record(info: ItemInfo, writing: Promise<StreamedContent>): Promise<ManifestItem> {
+    const written = await writing;
     const item: ManifestItem = { ...info, bytes: written.size, checksum: written.checksum, blobs: written.blobs };
     this.items.push(item);
     return item;

@@ -1,10 +1,11 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.ts';
-import { BlobCorruptError, blobKey, type BlobRef } from '../../src/repository/blobs.ts';
+import { BlobCorruptError, blobKey, contentChecksum, type BlobRef } from '../../src/repository/blobs.ts';
+import { Checker } from '../../src/repository/checker.ts';
 import { readIndex } from '../../src/repository/index-blobs.ts';
 import { writeBlobsToFile } from '../../src/repository/materialize.ts';
 import { acquireLock, LockConflictError } from '../../src/repository/locks.ts';
@@ -35,6 +36,43 @@ describe('blobs', () => {
     const other = await repo.blobs.put(Buffer.from('other content'));
     await store.put(blobKey(a.id), await store.getBuffer(blobKey(other.id)));
     await expect(repo.blobs.get(a)).rejects.toBeInstanceOf(BlobCorruptError);
+  });
+});
+
+describe('item checksums', () => {
+  async function snapshotOf(content: Buffer, checksum?: (c: string, blobs: BlobRef[]) => { checksum: string; blobs: BlobRef[] }) {
+    const writer = await repo.beginSnapshot({ engine: 'fixture-dir', source: 'dir:///checksums' });
+    const item = await writer.addItem({ name: 'content.bin', kind: 'file' }, [content]);
+    if (checksum) Object.assign(item, checksum(item.checksum, item.blobs));
+    return writer.commit();
+  }
+  const verify = async (manifest: Awaited<ReturnType<typeof snapshotOf>>) => new Checker(repo, 'data').verify(manifest);
+  const whole = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+  it('is the content hash for one blob and the hash of the blob names for more, and the checker recomputes both', async () => {
+    const small = Buffer.from('one blob');
+    const one = await snapshotOf(small);
+    expect(one.items[0]!.checksum).toBe(whole(small));
+
+    const big = randomBytes(3 * 1024 * 1024);
+    const many = await snapshotOf(big);
+    const item = many.items[0]!;
+    expect(item.blobs.length).toBeGreaterThan(1);
+    expect(item.checksum).toMatch(/^sha256-blobs:[0-9a-f]{64}$/);
+    expect(item.checksum).toBe(contentChecksum(item.blobs));
+    expect((await verify(many)).ok).toBe(true);
+  });
+
+  it('still verifies an older snapshot’s whole-content checksum, and catches a wrong one or reordered blobs', async () => {
+    const big = randomBytes(3 * 1024 * 1024);
+    expect((await verify(await snapshotOf(big, (_, blobs) => ({ checksum: whole(big), blobs })))).ok).toBe(true);
+
+    const wrongWhole = await verify(await snapshotOf(big, (_, blobs) => ({ checksum: whole(Buffer.from('other')), blobs })));
+    expect(wrongWhole.problems.map((p) => p.problem).join()).toMatch(/content checksum is sha256:/);
+
+    const reordered = await verify(await snapshotOf(big, (c, blobs) => ({ checksum: c, blobs: [...blobs].reverse() })));
+    expect(reordered.ok).toBe(false);
+    expect(reordered.problems.map((p) => p.problem).join()).toMatch(/content checksum is sha256-blobs:/);
   });
 });
 
