@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { followFile, newTableDataFiles, TrailerWatch, type DumpProgress } from '../../src/engines/postgres/dump-follow.ts';
+import { followInto, newTableDataFiles, TrailerWatch, type DumpProgress } from '../../src/engines/postgres/dump-follow.ts';
+
+/** The bytes `followInto` reads, each read copied out of the one buffer they land in. */
+async function* followFile(file: string, dump: DumpProgress, complete: () => boolean): AsyncGenerator<Buffer> {
+  const buffer = Buffer.alloc(4);
+  for await (const n of followInto(file, dump, complete, () => ({ buffer, offset: 0, length: buffer.length }))) yield Buffer.from(buffer.subarray(0, n));
+}
 
 function watchOf(pieces: string[]): boolean {
   const watch = new TrailerWatch();

@@ -2,15 +2,18 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { BakError, UsageError } from '../../errors.ts';
+import type { HashedChunk } from '../../repository/blobs.ts';
 import type { ManifestItem } from '../../repository/manifest.ts';
+import type { ChunkingParams } from '../../util/chunker.ts';
 import { mapLimit, TaskPool } from '../../util/concurrency.ts';
 import { runTool, streamTool } from '../../util/process.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { connect, listDatabases, serverVersion, type DatabaseInfo } from './connection.ts';
 import { COPY_DIGEST_ALGORITHM, CopyDataError, PG_DUMP_ENV, type CopyDigest } from './copy-digest.ts';
-import { followFile, newTableDataFiles, TrailerWatch, type DumpProgress } from './dump-follow.ts';
+import { newTableDataFiles, type DumpProgress } from './dump-follow.ts';
 import { connectionString, globMatch, toolEnv, type PostgresSource } from './source.ts';
 import { copyOutSql, parseBlobsToc, parseToc, tableDataEntries } from './toc.ts';
 import { findPgTools, type PgTools } from './tools.ts';
@@ -120,7 +123,7 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
   const staging = await mkdtemp(path.join(tmpdir(), 'bak-pg-'));
   const dir = path.join(staging, 'dump');
   const progress: DumpProgress = { exited: false, failure: null };
-  const digests = new DigestWorker();
+  const ingest = new DumpIngestWorker(ctx.repo.blobs.chunkingParams, ctx.repo.blobs.writeConcurrency);
   const followed = new Map<string, { item: ManifestItem; digest: Promise<CopyDigest> }>();
   const stopDump = new AbortController();
   let dumping: Promise<void> = Promise.resolve();
@@ -133,39 +136,30 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
     ).then(
       () => {
         progress.exited = true;
-        digests.dumpExited();
+        ingest.dumpExited();
         log.info(`dumped ${db.name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       },
       (err: Error) => {
         progress.failure = err;
         progress.exited = true;
-        digests.dumpFailed(err.message);
+        ingest.dumpFailed(err.message);
         throw err;
       },
     );
     dumping.catch(() => undefined);
 
-    // Store each table's data as pg_dump writes it; a worker thread digests the same file meanwhile.
+    // Store each table's data as pg_dump writes it: the worker reads, digests, cuts and hashes it; this thread stores the chunks.
     const pool = new TaskPool(Math.max(2, jobs));
     try {
       for await (const file of newTableDataFiles(dir, progress)) {
         await pool.submit(async () => {
-          const filePath = path.join(dir, file);
-          const digest = digests.digest(filePath);
+          const { chunks, digest } = ingest.ingest(path.join(dir, file));
           digest.catch(() => undefined);
-          const trailer = new TrailerWatch();
-          async function* watched() {
-            // The blob store's chunker copies each piece before asking for the next, so one read buffer serves.
-            for await (const chunk of followFile(filePath, progress, () => trailer.complete, { reuseBuffer: true })) {
-              trailer.update(chunk);
-              yield chunk;
-            }
-          }
-          const item = await writer.addItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, watched());
+          const item = await writer.addChunkedItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, chunks);
           followed.set(file, { item, digest });
           await digest;
           // Stored and digested: pg_dump is done with it, so staging only holds what is still in flight.
-          await unlink(filePath);
+          await unlink(path.join(dir, file));
         });
       }
       await pool.drain();
@@ -219,34 +213,45 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
     // Storing failed while pg_dump still runs: stop it before its staging folder goes.
     if (!progress.exited) stopDump.abort();
     await dumping.catch(() => undefined);
-    await digests.close();
+    await ingest.close();
     await rm(staging, { recursive: true, force: true });
   }
 }
 
-/** The digest worker thread (digest-worker.ts), one per database dump. */
-class DigestWorker {
-  readonly #worker = new Worker(new URL('./digest-worker.ts', import.meta.url));
-  readonly #pending = new Map<string, { resolve: (d: CopyDigest) => void; reject: (e: Error) => void }>();
+type IngestMessage =
+  | { file: string; buffer: number; length: number; id: string }
+  | { file: string; rows: number; digest: string }
+  | { file: string; error: string };
+
+/**
+ * The ingest worker thread (dump-ingest-worker.ts), one per database dump: it hands each table data file
+ * back as hashed chunks in buffers both threads share (each handed back once stored) and the file's row digest.
+ */
+class DumpIngestWorker {
+  readonly #worker: Worker;
+  readonly #buffers: Buffer[];
+  readonly #files = new Map<string, { chunks: Readable; resolve: (d: CopyDigest) => void; reject: (e: Error) => void }>();
   #failure: Error | null = null;
 
-  constructor() {
-    this.#worker.on('message', (m: { file: string; rows: number; digest: string } | { file: string; error: string }) => {
-      const waiter = this.#pending.get(m.file);
-      this.#pending.delete(m.file);
-      if ('error' in m) waiter?.reject(new CopyDataError(`${path.basename(m.file)}: ${m.error}`));
-      else waiter?.resolve({ rows: m.rows, digest: m.digest });
-    });
+  constructor(chunking: ChunkingParams, storeConcurrency: number) {
+    // Two files at once, each with its stores in flight and one chunk being filled.
+    const buffers = Array.from({ length: 2 * (storeConcurrency + 1) }, () => new SharedArrayBuffer(chunking.max));
+    this.#buffers = buffers.map((b) => Buffer.from(b));
+    this.#worker = new Worker(new URL('./dump-ingest-worker.ts', import.meta.url), { workerData: { chunking, buffers } });
+    this.#worker.on('message', (m: IngestMessage) => this.#receive(m));
     this.#worker.on('error', (err) => this.#fail(err));
-    this.#worker.on('exit', (code) => this.#fail(new BakError(`the digest worker exited with code ${code}`)));
+    this.#worker.on('exit', (code) => this.#fail(new BakError(`the dump ingest worker exited with code ${code}`)));
   }
 
-  digest(file: string): Promise<CopyDigest> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    return new Promise((resolve, reject) => {
-      this.#pending.set(file, { resolve, reject });
+  ingest(file: string): { chunks: AsyncIterable<HashedChunk>; digest: Promise<CopyDigest> } {
+    const chunks = new Readable({ objectMode: true, read() {} });
+    const digest = new Promise<CopyDigest>((resolve, reject) => {
+      if (this.#failure) return reject(this.#failure);
+      this.#files.set(file, { chunks, resolve, reject });
       this.#worker.postMessage({ file });
     });
+    digest.catch((err: Error) => chunks.destroy(err));
+    return { chunks, digest };
   }
 
   dumpExited(): void {
@@ -262,9 +267,24 @@ class DigestWorker {
     await this.#worker.terminate();
   }
 
+  #receive(m: IngestMessage): void {
+    const entry = this.#files.get(m.file);
+    if (!entry) return;
+    if ('buffer' in m) {
+      // Once stored, the buffer goes back to the worker for a next chunk.
+      const release = () => this.#worker.postMessage({ give: m.buffer });
+      entry.chunks.push({ id: m.id, data: this.#buffers[m.buffer]!.subarray(0, m.length), release } satisfies HashedChunk);
+      return;
+    }
+    this.#files.delete(m.file);
+    if ('error' in m) return entry.reject(new CopyDataError(`${path.basename(m.file)}: ${m.error}`));
+    entry.chunks.push(null);
+    entry.resolve({ rows: m.rows, digest: m.digest });
+  }
+
   #fail(err: Error): void {
     this.#failure ??= err;
-    for (const waiter of this.#pending.values()) waiter.reject(err);
-    this.#pending.clear();
+    for (const entry of this.#files.values()) entry.reject(err);
+    this.#files.clear();
   }
 }

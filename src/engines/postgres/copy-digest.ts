@@ -83,9 +83,13 @@ function nextLine(bytes: Buffer, from: number, end: number): number {
  * Push-style digester, so the engine can feed it the same chunks it uploads. Constant memory: a row cut
  * by a chunk boundary is hashed incrementally rather than reassembled.
  */
+/** Told of each complete row: where it ends (after its "\n", as an offset into the piece passed to `update`), its length without the "\n", and 32 bits of its hash. */
+export type RowEndObserver = (end: number, length: number, hash: number) => void;
+
 export class CopyDigester {
   readonly #requireEndMarker: boolean;
   readonly #sum: RowSum;
+  readonly #onRow: RowEndObserver | undefined;
   #rows = 0;
   #inRow = false; // a row started in an earlier chunk is still open
   #rowLength = 0;
@@ -100,8 +104,9 @@ export class CopyDigester {
    * requireEndMarker: the data must end with a "\." line, as pg_dump's .dat files do; its absence means truncation.
    * algorithm: the row digest to compute (default: the one backups record now).
    */
-  constructor(options: { requireEndMarker: boolean; algorithm?: string }) {
+  constructor(options: { requireEndMarker: boolean; algorithm?: string; onRow?: RowEndObserver }) {
     this.#requireEndMarker = options.requireEndMarker;
+    this.#onRow = options.onRow;
     this.#sum = newRowSum(options.algorithm ?? COPY_DIGEST_ALGORITHM);
   }
 
@@ -137,6 +142,7 @@ export class CopyDigester {
       }
       sum.endRow();
       this.#rows++;
+      this.#onRow?.(nl + 1 - chunk.byteOffset, this.#rowLength, sum.lastRowHash);
       pos = nl + 1;
     }
     while (pos < end) {
@@ -154,6 +160,7 @@ export class CopyDigester {
       }
       sum.addRow(bytes, view, pos, nl);
       this.#rows++;
+      this.#onRow?.(nl + 1 - chunk.byteOffset, nl - pos, sum.lastRowHash);
       pos = nl + 1;
     }
   }

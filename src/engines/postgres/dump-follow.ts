@@ -13,11 +13,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export const TABLE_DATA_FILE = /^\d+\.dat$/;
 
 const POLL_MS = 15;
-const READ_SIZE = 1024 * 1024;
-// Read buffers of finished `reuseBuffer` follows, for the next file: a database of thousands of small
-// tables would otherwise allocate (and make the GC free) a buffer per table.
-const spareReadBuffers: Buffer[] = [];
-const MAX_SPARE_READ_BUFFERS = 4;
 
 /** What the followers know of the pg_dump process; the runner sets it. */
 export interface DumpProgress {
@@ -48,32 +43,29 @@ export class TrailerWatch {
   }
 }
 
+/** Where a follower puts the next bytes it reads: `length` bytes of `buffer` from `offset`. */
+export interface ReadTarget {
+  buffer: Buffer;
+  offset: number;
+  length: number;
+}
+
 /**
- * Yields a file's bytes as another process appends to them, until `complete()` says the content is
- * whole or the dump process has exited (after which one last read catches its final writes).
- * By default each yielded Buffer is fresh memory that consumers (the chunker) may keep; with
- * `reuseBuffer` every read lands in the same buffer, for a consumer done with each piece before
- * asking for the next (a digester): no allocation per read, so no garbage for the GC to chase.
+ * Reads a file as another process appends to it, into the places `target` gives, yielding each read's
+ * byte count, until `complete()` says the content is whole or the dump process has exited (after which
+ * one last read catches its final writes). Fails with the dump's failure if it failed meanwhile.
  */
-export async function* followFile(file: string, dump: DumpProgress, complete: () => boolean, options: { reuseBuffer?: boolean } = {}): AsyncGenerator<Buffer> {
+export async function* followInto(file: string, dump: DumpProgress, complete: () => boolean, target: () => ReadTarget | Promise<ReadTarget>): AsyncGenerator<number> {
   const handle = await open(file, 'r');
-  let buf = (options.reuseBuffer && spareReadBuffers.pop()) || Buffer.allocUnsafe(READ_SIZE);
   try {
     let position = 0;
     for (;;) {
       const exitedBefore = dump.exited;
-      const { bytesRead } = await handle.read(buf, 0, READ_SIZE, position);
+      const { buffer, offset, length } = await target();
+      const { bytesRead } = await handle.read(buffer, offset, length, position);
       if (bytesRead > 0) {
         position += bytesRead;
-        if (options.reuseBuffer) {
-          yield buf.subarray(0, bytesRead);
-        } else if (bytesRead < READ_SIZE / 4) {
-          // A short read of a growing file: copy it out rather than pin a mostly empty buffer.
-          yield Buffer.from(buf.subarray(0, bytesRead));
-        } else {
-          yield buf.subarray(0, bytesRead);
-          buf = Buffer.allocUnsafe(READ_SIZE);
-        }
+        yield bytesRead;
         continue;
       }
       if (complete() || exitedBefore) return;
@@ -82,8 +74,6 @@ export async function* followFile(file: string, dump: DumpProgress, complete: ()
     }
   } finally {
     await handle.close();
-    // The consumer is done with the last piece once it asks past the end: the buffer can serve another file.
-    if (options.reuseBuffer && spareReadBuffers.length < MAX_SPARE_READ_BUFFERS) spareReadBuffers.push(buf);
   }
 }
 

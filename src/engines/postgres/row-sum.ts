@@ -10,6 +10,8 @@ export interface RowSum {
   beginRow(): void;
   feedRow(buf: Buffer, view: DataView, from: number, to: number): void;
   endRow(): void;
+  /** 32 bits of the hash of the row added last, as an unsigned integer (backup.ts cuts chunks by it). */
+  readonly lastRowHash: number;
   /** The sum as lowercase hex, most significant digit first. */
   hex(): string;
 }
@@ -99,6 +101,7 @@ function fmix32(x: number): number {
 
 class Mix64RowSum implements RowSum {
   readonly #sum = new LaneSum(2);
+  lastRowHash = 0;
   // State of a row being fed piece by piece: the lanes, up to 3 bytes of an unfinished word, the length.
   #a = 0;
   #b = 0;
@@ -178,6 +181,7 @@ class Mix64RowSum implements RowSum {
     const lo = fmix32((a + Math.imul(b, P3)) | 0);
     const hi = fmix32(b ^ lo);
     const lanes = this.#sum.lanes;
+    this.lastRowHash = hi >>> 0;
     lanes[0]! += lo >>> 0;
     lanes[1]! += hi >>> 0;
     this.#sum.counted();
@@ -186,6 +190,7 @@ class Mix64RowSum implements RowSum {
 
 class Sha256RowSum implements RowSum {
   readonly #sum = new LaneSum(8);
+  lastRowHash = 0;
   #partial: Hash | null = null;
 
   addRow(buf: Buffer, _view: DataView, start: number, end: number): void {
@@ -212,6 +217,7 @@ class Sha256RowSum implements RowSum {
   // h is the digest as a 'binary' (latin1) string, one char per byte: far cheaper than a Buffer per row.
   #add(h: string): void {
     const lanes = this.#sum.lanes;
+    this.lastRowHash = ((h.charCodeAt(0) << 24) | (h.charCodeAt(1) << 16) | (h.charCodeAt(2) << 8) | h.charCodeAt(3)) >>> 0;
     for (let k = 0, i = 28; k < 8; k++, i -= 4) {
       lanes[k]! += ((h.charCodeAt(i) << 24) | (h.charCodeAt(i + 1) << 16) | (h.charCodeAt(i + 2) << 8) | h.charCodeAt(i + 3)) >>> 0;
     }
