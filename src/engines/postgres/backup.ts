@@ -16,7 +16,7 @@ import { COPY_DIGEST_ALGORITHM, CopyDataError, PG_DUMP_ENV, type CopyDigest } fr
 import { newTableDataFiles, type DumpProgress } from './dump-follow.ts';
 import { connectionString, globMatch, toolEnv, type PostgresSource } from './source.ts';
 import { copyOutSql, parseBlobsToc, parseToc, tableDataEntries } from './toc.ts';
-import { findPgTools, type PgTools } from './tools.ts';
+import { findPgTools, probePgTools, type PgTools } from './tools.ts';
 
 export const DUMP_FILE_KIND = 'pg-dump-file';
 export const GLOBALS_KIND = 'pg-globals';
@@ -70,6 +70,9 @@ export function selectDatabases(all: DatabaseInfo[], source: PostgresSource): Da
 export async function backupPostgres(ctx: BackupContext & { source: PostgresSource }): Promise<BackupResult> {
   const { source, writer, log } = ctx;
   const conn = source.options.connection;
+  // Finding pg_dump needs no server: ask the candidates while connecting.
+  const probed = probePgTools(source.options.pgBin);
+  probed.catch(() => undefined);
   const admin = await connect(conn, conn.database ?? 'postgres');
   let version: { major: number; text: string };
   let selected: DatabaseInfo[];
@@ -79,21 +82,28 @@ export async function backupPostgres(ctx: BackupContext & { source: PostgresSour
   } finally {
     await admin.end().catch(() => undefined);
   }
-  const tools = await findPgTools(version.major, source.options.pgBin);
+  const tools = await findPgTools(version.major, source.options.pgBin, probed);
   log.info(`PostgreSQL ${version.text} at ${conn.host}:${conn.port}: dumping ${selected.map((d) => d.name).join(', ')} with pg_dump ${tools.version}`);
 
-  if (source.options.globals) await backupGlobals(ctx, tools);
+  // Roles and tablespaces are dumped alongside the first database, not before it.
+  const globals = source.options.globals ? backupGlobals(ctx, tools) : Promise.resolve();
+  globals.catch(() => undefined);
   const dumped: DumpedDatabase[] = [];
-  for (const db of selected) {
-    try {
-      dumped.push(await backupDatabase(ctx, tools, db));
-    } catch (err) {
-      const message = `database "${db.name}": ${(err as Error).message}`;
-      if (!source.options.allowPartial) throw new BakError(message, 1, { cause: err });
-      log.error(message);
-      writer.recordFailure(db.name, (err as Error).message);
+  try {
+    for (const db of selected) {
+      try {
+        dumped.push(await backupDatabase(ctx, tools, db));
+      } catch (err) {
+        const message = `database "${db.name}": ${(err as Error).message}`;
+        if (!source.options.allowPartial) throw new BakError(message, 1, { cause: err });
+        log.error(message);
+        writer.recordFailure(db.name, (err as Error).message);
+      }
     }
+  } finally {
+    await globals.catch(() => undefined); // pg_dumpall is done before any error is reported
   }
+  await globals;
   return {
     engineDetails: {
       serverVersion: version.text,
