@@ -10,16 +10,25 @@ export interface RunOptions {
   /** Values to scrub from the error message (passwords a tool might echo). */
   secrets?: string[];
   signal?: AbortSignal;
+  /** Told of each stderr line as it comes; a line it returns true for is progress, left out of a failure's message. */
+  onStderrLine?: (line: string) => boolean;
 }
 
 /** Keeps the last few KiB of a stream: enough to explain a failure, never a whole log in memory. */
-function tail(stream: Readable): () => string {
+function tail(stream: Readable, onLine?: (line: string) => boolean): () => string {
   let kept = '';
+  let partial = '';
   stream.setEncoding('utf8');
   stream.on('data', (d: string) => {
-    kept = (kept + d).slice(-STDERR_KEEP);
+    if (!onLine) {
+      kept = (kept + d).slice(-STDERR_KEEP);
+      return;
+    }
+    const lines = (partial + d).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) if (!onLine(line)) kept = `${kept}${line}\n`.slice(-STDERR_KEEP);
   });
-  return () => kept.trim();
+  return () => (kept + partial).trim();
 }
 
 function failure(command: string, code: number | null, signal: NodeJS.Signals | null, stderr: string, secrets: string[]): BakError {
@@ -33,7 +42,7 @@ function failure(command: string, code: number | null, signal: NodeJS.Signals | 
 export function runTool(command: string, args: string[], options: RunOptions = {}): Promise<{ stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'], signal: options.signal });
-    const stderr = tail(child.stderr);
+    const stderr = tail(child.stderr, options.onStderrLine);
     child.on('error', (err) => reject(new BakError(`cannot run ${command}: ${err.message}`)));
     child.on('close', (code, signal) => (code === 0 ? resolve({ stderr: stderr() }) : reject(failure(command, code, signal, stderr(), options.secrets ?? []))));
   });

@@ -7,7 +7,9 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blobKey } from '../../src/repository/blobs.ts';
 import type { Manifest, ManifestItem } from '../../src/repository/manifest.ts';
+import { openStore } from '../../src/storage/open.ts';
 import { BACKENDS, makeLocation, type BackendName, type TestLocation } from '../helpers/backends.ts';
 import { runBak, writeConfig, type CliResult, show } from '../helpers/cli.ts';
 import {
@@ -451,6 +453,25 @@ describe('postgres engine on a local repository: integrity check, export, select
     it('restore into a database on an unreachable server (exit 1), creating nothing', async () => {
       const port = await unusedPort();
       await expectFailure(['restore', first.id, '--to', `postgres://${h.server.user}@127.0.0.1:${port}`, '--database', h.source, '--as', 'x'], 1);
+    });
+
+    it('a corrupt blob of table data stops the restore (exit 3) naming it, and no part of that table is committed', async () => {
+      const item = tableItems(first, h.source).get('public.customers')!;
+      const store = await openStore(h.location.settings);
+      const key = blobKey(item.blobs[0]!.id);
+      const original = await store.getBuffer(key);
+      const target = h.newDatabaseName('bakt_corrupt');
+      try {
+        await store.put(key, await store.getBuffer(blobKey(first.items.find((i) => i !== item && i.blobs.length > 0)!.blobs[0]!.id)));
+        const result = await expectFailure(['restore', first.id, '--to', pgUri(h.server), '--database', h.source, '--as', target], 3);
+        expect(result.stderr).toContain(item.blobs[0]!.id);
+        expect(result.stderr).toContain(item.name.split('/')[1]);
+        const [row] = await query<{ n: string }>(h.server, target, 'SELECT count(*)::text AS n FROM customers');
+        expect(row?.n).toBe('0');
+      } finally {
+        await store.put(key, original);
+        await store.close?.();
+      }
     });
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -12,8 +12,11 @@ import { runTool, streamTool } from '../../util/process.ts';
 import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
 import { DUMP_FILE_KIND, GLOBALS_ITEM, type DumpedDatabase } from './backup.ts';
 import { connect, quoteIdent, serverVersion } from './connection.ts';
+import { TABLE_DATA_FILE } from './dump-follow.ts';
 import { checkRestoredDatabase, userObjectCount, type TableMismatch } from './integrity.ts';
+import { dataFileHint, makePipes, PipeFeeder } from './restore-pipes.ts';
 import { connectionString, parsePgUri, toolEnv, type PgConnection } from './source.ts';
+import { parseToc, tableDataEntries } from './toc.ts';
 import { findPgTools, type PgTools } from './tools.ts';
 
 export const postgresRestoreOptionsSchema = z
@@ -151,19 +154,46 @@ async function restoreDatabase(
   try {
     await mkdir(dir);
     const items = manifest.items.filter((item) => item.kind === DUMP_FILE_KIND && item.name.startsWith(`${db.name}/`));
-    // Two files at a time, each with its blobs fetched in parallel: a big table is rebuilt on every core.
-    await mapLimit(items, 2, async (item) => {
+    const fileOf = (item: (typeof items)[number]) => {
       const file = item.name.slice(db.name.length + 1);
       if (file.includes('/') || file.startsWith('.')) throw new BakError(`snapshot ${manifest.id}: unexpected dump file name ${JSON.stringify(item.name)}`);
-      await writeBlobsToFile(ctx.repo.blobs, item.blobs, path.join(dir, file), { concurrency: ctx.repo.concurrency, exclusive: true });
-    });
-    const args = ['--format=directory', `--jobs=${options.jobs}`, '--no-password', '--exit-on-error', `--dbname=${connectionString(conn, plan.target)}`];
+      return file;
+    };
+    // Table data streams to pg_restore through pipes; toc.dat and the large objects are written out as files.
+    const tableData = new Map(items.filter((i) => TABLE_DATA_FILE.test(fileOf(i))).map((i) => [fileOf(i), i.blobs] as const));
+    const files = items.filter((i) => !tableData.has(fileOf(i)));
+    await mapLimit(files, 2, (item) => writeBlobsToFile(ctx.repo.blobs, item.blobs, path.join(dir, fileOf(item)), { concurrency: ctx.repo.concurrency, exclusive: true }));
+    await makePipes(dir, [...tableData.keys()]);
+    const fileOfTable = new Map(tableDataEntries(parseToc(await readFile(path.join(dir, 'toc.dat')))).map((e) => [`${e.namespace}.${e.tag}`, e.dataFile!] as const));
+
+    const stop = new AbortController();
+    const feeder = new PipeFeeder(dir, ctx.repo.blobs, tableData, () => stop.abort());
+    const args = ['--format=directory', '--verbose', `--jobs=${options.jobs}`, '--no-password', '--exit-on-error', `--dbname=${connectionString(conn, plan.target)}`];
     if (options.noOwner) args.push('--no-owner');
     ctx.log.info(`restoring ${db.name} into ${plan.target} (${plan.action}) with pg_restore --jobs=${options.jobs}`);
-    await runTool(tools.pgRestore, [...args, dir], { env: toolEnv(conn), secrets });
+    feeder.start();
+    let failed: unknown = null;
+    await runTool(tools.pgRestore, [...args, dir], {
+      env: toolEnv(conn),
+      secrets,
+      signal: stop.signal,
+      onStderrLine: (line) => {
+        const hint = dataFileHint(line, fileOfTable);
+        if (hint) feeder.hint(hint);
+        return isProgressLine(line);
+      },
+    }).catch((err: unknown) => (failed = err));
+    // A failure feeding a pipe explains pg_restore being stopped: it is the error to report.
+    await feeder.finish(failed === null);
+    if (failed !== null) throw failed;
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/** pg_restore --verbose progress ("processing item …", "creating TABLE …"), as opposed to errors and the context they come with. */
+function isProgressLine(line: string): boolean {
+  return line.startsWith('pg_restore: ') && !/^pg_restore: (?:error|warning|detail|hint|from TOC entry)/.test(line);
 }
 
 /** Roles and tablespaces, through psql; "already exists" errors are expected and reported, not fatal. */
