@@ -62,6 +62,57 @@ const LARGE_DOWNLOADS = 2;
 // bytes each once done, so small objects keep flowing past a large one instead of stalling behind it.
 const WINDOW = 2048;
 
+type Pending = Promise<CopyEntry | undefined>;
+
+/**
+ * The objects in flight, in listing order; entries enter the index in that order. A settled entry leaves from
+ * the front at once rather than when the window is full: held for WINDOW more keys, every entry (and its
+ * promises and closures) outlived V8's young generation, and the promoted garbage grew the old one, and the
+ * peak RSS, with the key count.
+ */
+class EntryWindow {
+  private readonly slots: Array<{ entry: Pending; settled: boolean }> = [];
+  private readonly accept: (entry: CopyEntry) => Promise<void>;
+
+  constructor(accept: (entry: CopyEntry) => Promise<void>) {
+    this.accept = accept;
+  }
+
+  async push(entry: Pending): Promise<void> {
+    const slot = { entry, settled: false };
+    const settle = () => {
+      slot.settled = true;
+    };
+    entry.then(settle, settle);
+    this.slots.push(slot);
+    while (this.slots.length >= WINDOW || this.slots[0]?.settled) await this.shift();
+  }
+
+  async drain(): Promise<void> {
+    while (this.slots.length > 0) await this.shift();
+  }
+
+  private async shift(): Promise<void> {
+    const entry = await this.slots.shift()!.entry;
+    if (entry) await this.accept(entry);
+  }
+}
+
+/**
+ * Runs `task` through `limiter` and resolves once it has started (with its result, boxed so it is not awaited):
+ * the listing then runs at most a slot ahead of the downloads instead of queueing a closure per key.
+ */
+function whenStarted<T>(limiter: Limiter, task: () => Promise<T>): Promise<{ result: Promise<T> }> {
+  return new Promise((started) => {
+    const result = limiter.run(() => {
+      const running = task();
+      started({ result: running });
+      return running;
+    });
+    result.catch(() => undefined);
+  });
+}
+
 export function s3ContextOf(options: Parameters<typeof storeSettingsOf>[0]): S3Context {
   return createS3Client(storeSettingsOf(options));
 }
@@ -117,39 +168,33 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
       const parent = new ParentCursor(ctx.repo, ctx.parent);
       const large = new Limiter(LARGE_DOWNLOADS);
       const downloads = new Limiter(concurrency);
-      const download = (obj: ListedObject): Promise<CopyEntry | undefined> =>
-        (obj.size >= LARGE_OBJECT ? large : downloads).run(() =>
-          withRetry(() => downloadObject(ctx, s3, bucket, obj, stats), { attempts: 3, retryable: (err) => err instanceof StorageError && err.kind === 'unreachable' }),
-        );
-      // A window of downloads in flight; entries still enter the index in key order.
-      const window: Array<Promise<CopyEntry | undefined>> = [];
-      const flush = async () => {
-        const entry = await window.shift()!;
-        if (entry) {
-          await index.add(entry);
-          stats.objects++;
-          stats.bytes += entry.size;
-        }
+      const retried = (obj: ListedObject) => () =>
+        withRetry(() => downloadObject(ctx, s3, bucket, obj, stats), { attempts: 3, retryable: (err) => err instanceof StorageError && err.kind === 'unreachable' });
+      // Large objects queue on their own limiter (not holding up the listing), so small ones keep flowing past them.
+      const download = (obj: ListedObject): Promise<{ result: Pending }> => {
+        if (obj.size < LARGE_OBJECT) return whenStarted(downloads, retried(obj));
+        const result = large.run(retried(obj));
+        result.catch(() => undefined);
+        return Promise.resolve({ result });
       };
-      try {
-        for await (const obj of listObjects(s3, bucket, prefix)) {
-          if (!wanted(obj.key.slice(prefix.length))) continue;
-          const previous = await parent.find(obj.key);
-          const unchanged = previous && previous.size === obj.size && previous.etag === obj.etag;
-          // Same bytes: no GET. A newer LastModified with the same ETag means metadata replaced in place: re-read only that.
-          const pending = !unchanged
-            ? download(obj)
-            : sameSecond(previous.lastModified, obj.lastModified)
-              ? Promise.resolve(previous)
-              : downloads.run(() => refreshMetadata(s3, bucket, obj, previous, stats));
-          pending.catch(() => undefined);
-          window.push(pending);
-          if (window.length >= WINDOW) await flush();
-        }
-        while (window.length > 0) await flush();
-      } finally {
-        for (const p of window) p.catch(() => undefined);
+      const window = new EntryWindow(async (entry) => {
+        await index.add(entry);
+        stats.objects++;
+        stats.bytes += entry.size;
+      });
+      for await (const obj of listObjects(s3, bucket, prefix)) {
+        if (!wanted(obj.key.slice(prefix.length))) continue;
+        const previous = await parent.find(obj.key);
+        const unchanged = previous && previous.size === obj.size && previous.etag === obj.etag;
+        // Same bytes: no GET. A newer LastModified with the same ETag means metadata replaced in place: re-read only that.
+        const pending = !unchanged
+          ? (await download(obj)).result
+          : sameSecond(previous.lastModified, obj.lastModified)
+            ? Promise.resolve(previous)
+            : (await whenStarted(downloads, () => refreshMetadata(s3, bucket, obj, previous, stats))).result;
+        await window.push(pending);
       }
+      await window.drain();
     }
     const ref = await writer.closeIndex(index);
     log.info(`${stats.objects} objects (${ref.count} indexed); downloaded ${stats.downloaded.objects} objects, ${stats.downloaded.getRequests} GET requests`);
