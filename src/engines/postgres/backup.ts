@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,6 +15,7 @@ import { connect, listDatabases, serverVersion, type DatabaseInfo } from './conn
 import { COPY_DIGEST_ALGORITHM, CopyDataError, PG_DUMP_ENV, type CopyDigest } from './copy-digest.ts';
 import { newTableDataFiles, type DumpProgress } from './dump-follow.ts';
 import { connectionString, globMatch, toolEnv, type PostgresSource } from './source.ts';
+import { StagedFile } from './staged-file.ts';
 import { copyOutSql, parseBlobsToc, parseToc, tableDataEntries } from './toc.ts';
 import { findPgTools, probePgTools, type PgTools } from './tools.ts';
 
@@ -163,13 +164,13 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
     try {
       for await (const file of newTableDataFiles(dir, progress)) {
         await pool.submit(async () => {
-          const { chunks, digest } = ingest.ingest(path.join(dir, file));
+          const staged = new StagedFile(path.join(dir, file));
+          const { chunks, digest } = ingest.ingest(staged.path);
           digest.catch(() => undefined);
-          const item = await writer.addChunkedItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, chunks);
+          const item = await writer.addChunkedItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, staged.freeingAsRead(chunks));
           followed.set(file, { item, digest });
           await digest;
-          // Stored and digested: pg_dump is done with it, so staging only holds what is still in flight.
-          await unlink(path.join(dir, file));
+          await staged.remove();
         });
       }
       await pool.drain();
