@@ -31,15 +31,49 @@ function compressedPiece(inputBytes: number): number {
   return Math.min(1024 * 1024, outputPiece(inputBytes / 4));
 }
 
-const zstdCompress = promisify(zlib.zstdCompress);
 const zstdDecompress = promisify(zlib.zstdDecompress);
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
 
+const ZSTD_LEVEL = 3;
+
+// zstd compressors kept from one blob to the next. A one-shot zstdCompress builds and frees a compression
+// context of a few MiB per call, outside V8's heap: that churn made V8 run a full collection every ~100 ms
+// of a PostgreSQL backup (13 in 2.4 s, ~0.2 s of the main thread). A kept stream ends each blob's frame with
+// a flush (ZSTD_e_end), so every blob is still one complete, independent zstd frame.
+const idleZstd: zlib.ZstdCompress[] = [];
+const MAX_IDLE_ZSTD = 16;
+const ZSTD_STREAM_PIECE = 256 * 1024;
+
+async function zstdCompressFrame(data: Buffer): Promise<Buffer> {
+  const stream = idleZstd.pop() ?? zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL }, chunkSize: ZSTD_STREAM_PIECE });
+  const parts: Buffer[] = [];
+  const onData = (piece: Buffer) => parts.push(piece);
+  stream.on('data', onData);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      stream.once('error', reject);
+      stream.write(data);
+      stream.flush(zlib.constants.ZSTD_e_end, () => {
+        stream.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    stream.destroy();
+    throw err;
+  } finally {
+    stream.off('data', onData);
+  }
+  if (idleZstd.length < MAX_IDLE_ZSTD) idleZstd.push(stream);
+  else stream.close();
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
 export async function compress(data: Buffer, method: Compression): Promise<Buffer> {
   switch (method) {
     case 'zstd':
-      return zstdCompress(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 3 }, chunkSize: compressedPiece(data.length) });
+      return zstdCompressFrame(data);
     case 'gzip':
       return gzip(data, { level: 6, chunkSize: compressedPiece(data.length) });
     case 'none':
@@ -54,7 +88,7 @@ export async function compress(data: Buffer, method: Compression): Promise<Buffe
 export function compressSync(data: Buffer, method: Compression): Buffer {
   switch (method) {
     case 'zstd':
-      return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 3 } });
+      return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
     case 'gzip':
       return zlib.gzipSync(data, { level: 6 });
     case 'none':
