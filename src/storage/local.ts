@@ -11,6 +11,11 @@ const TMP_DIR = '.tmp';
 /** Buffers up to this size are written with synchronous calls (see putSmallSync). */
 const SYNC_WRITE_MAX = 64 * 1024;
 
+// Temp file names: unique per process and put (a fresh random name per put cost a CSPRNG call each, felt at
+// thousands of small blobs); the random part keeps two hosts sharing the folder (NFS) apart.
+const tempPrefix = `${process.pid}-${randomBytes(6).toString('hex')}`;
+let tempCounter = 0;
+
 /** A folder on local disk. Writes go to a temp file first, so a crash never leaves a half object under its key. */
 export class LocalStore implements ObjectStore {
   readonly description: string;
@@ -55,7 +60,7 @@ export class LocalStore implements ObjectStore {
     await this.ensureDir(tmpDir).catch((err) => {
       throw mapFsError(err, this.root);
     });
-    const tmp = path.join(tmpDir, `${randomBytes(8).toString('hex')}.part`);
+    const tmp = path.join(tmpDir, `${tempPrefix}-${++tempCounter}.part`);
     if (Buffer.isBuffer(body) && body.length <= SYNC_WRITE_MAX) {
       await this.ensureDir(path.dirname(target)).catch((err) => {
         throw mapFsError(err, key);

@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { isIP } from 'node:net';
@@ -66,17 +66,18 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
     https: new https.Agent({ keepAlive: true, maxSockets: options.sockets }),
   };
   let region: string | undefined;
-  // The derived signing key depends only on the secret, the day and the region: compute it once a day.
-  let signingKey: { secret: string; day: string; key: Buffer } | undefined;
+  // The derived signing key depends only on the secret, the day and the region: compute it once a day. Kept as a
+  // KeyObject: an HMAC keyed by a Buffer converts the key on every call (~9 µs, five times the HMAC itself).
+  let signingKey: { secret: string; day: string; key: KeyObject } | undefined;
 
-  function keyFor(secret: string, day: string, reg: string): Buffer {
+  function keyFor(secret: string, day: string, reg: string): KeyObject {
     if (signingKey?.secret === secret && signingKey.day === day) return signingKey.key;
     let k = createHmac('sha256', `AWS4${secret}`).update(day).digest();
     k = createHmac('sha256', k).update(reg).digest();
     k = createHmac('sha256', k).update('s3').digest();
     k = createHmac('sha256', k).update('aws4_request').digest();
-    signingKey = { secret, day, key: k };
-    return k;
+    signingKey = { secret, day, key: createSecretKey(k) };
+    return signingKey.key;
   }
 
   /** Origin and path of an object. The path is built by hand: URL would resolve `.`/`..` segments, which are valid in keys. */
