@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { MismatchError } from '../errors.ts';
 import { StorageError, type ObjectStore } from '../storage/object-store.ts';
 import { ChunkBufferPool, chunkStream, type ByteSource, type ChunkingParams } from '../util/chunker.ts';
-import { compress, compressSync, decompress, type Compression } from '../util/compress.ts';
+import { compress, decompress, type Compression } from '../util/compress.ts';
 import { TaskPool } from '../util/concurrency.ts';
 import { sha256Hex } from '../util/hash.ts';
 import { withRetry } from '../util/retry.ts';
@@ -66,9 +66,6 @@ export class BlobCorruptError extends MismatchError {
 }
 
 export const BLOBS_PREFIX = 'blobs/';
-
-/** Pieces up to this size are compressed synchronously (see `encode`). */
-const SYNC_COMPRESS_MAX = 64 * 1024;
 
 export function blobKey(id: string): string {
   return `${BLOBS_PREFIX}${id.slice(0, 2)}/${id}`;
@@ -135,9 +132,8 @@ export class BlobStore {
     return { id, size: data.length, stored: stored.length };
   }
 
-  private encode(data: Buffer): Promise<Buffer> | Buffer {
-    // Small pieces compress on this thread: cheaper than the thread-pool round trip, and no context awaits GC.
-    return data.length <= SYNC_COMPRESS_MAX ? compressSync(data, this.compression) : compress(data, this.compression);
+  private encode(data: Buffer): Promise<Buffer> {
+    return compress(data, this.compression);
   }
 
   /** Reads a blob, decompresses it and checks it against its name; corruption is an error, never silent. */

@@ -70,27 +70,16 @@ async function zstdCompressFrame(data: Buffer): Promise<Buffer> {
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
+// gzip pieces up to this size compress on the calling thread: a one-shot async gzip sets up a stream and makes a
+// thread-pool round trip that cost ~10x compressing a few KiB. (zstd always uses a kept stream, above: no set-up.)
+const SYNC_GZIP_MAX = 64 * 1024;
+
 export async function compress(data: Buffer, method: Compression): Promise<Buffer> {
   switch (method) {
     case 'zstd':
       return zstdCompressFrame(data);
     case 'gzip':
-      return gzip(data, { level: 6, chunkSize: compressedPiece(data.length) });
-    case 'none':
-      return Buffer.concat([RAW_TAG, data]);
-  }
-}
-
-/**
- * The same encoding, computed on the calling thread. For small pieces (a few KiB) this is ~10x cheaper than the
- * async form, whose stream set-up and thread-pool round trip cost far more than compressing the bytes.
- */
-export function compressSync(data: Buffer, method: Compression): Buffer {
-  switch (method) {
-    case 'zstd':
-      return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
-    case 'gzip':
-      return zlib.gzipSync(data, { level: 6 });
+      return data.length <= SYNC_GZIP_MAX ? zlib.gzipSync(data, { level: 6 }) : gzip(data, { level: 6, chunkSize: compressedPiece(data.length) });
     case 'none':
       return Buffer.concat([RAW_TAG, data]);
   }

@@ -54,7 +54,7 @@ describe('item checksums', () => {
     const one = await snapshotOf(small);
     expect(one.items[0]!.checksum).toBe(whole(small));
 
-    const big = randomBytes(3 * 1024 * 1024);
+    const big = randomBytes(9 * 1024 * 1024); // over the largest chunk (8 MiB): at least two blobs
     const many = await snapshotOf(big);
     const item = many.items[0]!;
     expect(item.blobs.length).toBeGreaterThan(1);
@@ -64,7 +64,7 @@ describe('item checksums', () => {
   });
 
   it('still verifies an older snapshot’s whole-content checksum, and catches a wrong one or reordered blobs', async () => {
-    const big = randomBytes(3 * 1024 * 1024);
+    const big = randomBytes(9 * 1024 * 1024); // at least two blobs, so reversing them changes the content
     expect((await verify(await snapshotOf(big, (_, blobs) => ({ checksum: whole(big), blobs })))).ok).toBe(true);
 
     const wrongWhole = await verify(await snapshotOf(big, (_, blobs) => ({ checksum: whole(Buffer.from('other')), blobs })));
