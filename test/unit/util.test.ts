@@ -15,6 +15,16 @@ describe('compression', () => {
     if (method !== 'none') expect(stored.length).toBeLessThan(data.length);
   });
 
+  it('zstd: many blobs compressed at once through the kept streams each come back whole and alone', async () => {
+    // Sizes from empty to past a stream's output piece (256 KiB), compressible and not, 32 in flight.
+    const inputs = Array.from({ length: 400 }, (_, i) =>
+      i % 3 === 0 ? randomBytes((i * 2_741) % 600_000) : Buffer.alloc((i * 7_919) % 1_500_000, String.fromCharCode(97 + (i % 26))),
+    );
+    const stored = await mapLimit(inputs, 32, (data) => compress(data, 'zstd'));
+    const back = await mapLimit(stored, 32, (s, i) => decompress(s, inputs[i]!.length));
+    back.forEach((b, i) => expect(b.equals(inputs[i]!), `blob ${i} (${inputs[i]!.length} bytes)`).toBe(true));
+  });
+
   it('stores raw content that starts with a magic number without misreading it', async () => {
     const tricky = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]);
     expect((await decompress(await compress(tricky, 'none'))).equals(tricky)).toBe(true);
