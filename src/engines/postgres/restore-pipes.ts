@@ -9,7 +9,8 @@
  * pg_restore's progress lines say it is about to read, now and then for all the others, so nothing waits
  * forever even if those lines change shape.
  */
-import { constants, open } from 'node:fs';
+import { constants, open, renameSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,12 +26,38 @@ const HINTED_POLL_MS = 2;
 const SWEEP_MIN_MS = 50;
 const SWEEP_MS_PER_PIPE = 0.02;
 const MKFIFO_BATCH = 500;
+const PENDING_SUFFIX = '.pipe';
 
-/** Creates named pipes `names` in `dir` (Node has no mkfifo; coreutils' does it in one process per batch). */
-export async function makePipes(dir: string, names: readonly string[]): Promise<void> {
+/**
+ * Creates a named pipe for each data file of `sizes` (name → bytes) in `dir`. Node has no mkfifo; coreutils'
+ * makes them, one process per batch. With `placeholders` (pg_restore --jobs > 1), each name first holds a sparse
+ * file of the data's size and its pipe waits beside it (`<name>.pipe`) until `swapInPipes`: parallel pg_restore
+ * stats every data file before it starts, to restore the biggest tables first, and a pipe's size is 0.
+ */
+export async function makePipes(dir: string, sizes: ReadonlyMap<string, number>, options: { placeholders: boolean }): Promise<void> {
+  const names = [...sizes.keys()];
+  const pipeName = (n: string) => path.join(dir, options.placeholders ? `${n}${PENDING_SUFFIX}` : n);
   for (let i = 0; i < names.length; i += MKFIFO_BATCH) {
-    await runTool('mkfifo', ['-m', '600', '--', ...names.slice(i, i + MKFIFO_BATCH).map((n) => path.join(dir, n))]);
+    await runTool('mkfifo', ['-m', '600', '--', ...names.slice(i, i + MKFIFO_BATCH).map(pipeName)]);
   }
+  if (!options.placeholders) return;
+  for (const [name, size] of sizes) {
+    const handle = await openFile(path.join(dir, name), 'wx', 0o600);
+    await handle.truncate(size).finally(() => handle.close());
+  }
+}
+
+/** Puts each pipe in place of its placeholder (rename replaces atomically): call once pg_restore has taken the sizes. */
+export function swapInPipes(dir: string, names: Iterable<string>): void {
+  for (const name of names) renameSync(path.join(dir, `${name}${PENDING_SUFFIX}`), path.join(dir, name));
+}
+
+/**
+ * The first line parallel pg_restore prints after it has taken the data files' sizes (`_PrepParallelRestore`
+ * runs just before the pre-data items, and data files are opened only after those).
+ */
+export function pastSizing(line: string): boolean {
+  return /^pg_restore: (?:processing item|entering main parallel loop|launching item) /.test(line);
 }
 
 /**

@@ -14,7 +14,7 @@ import { DUMP_FILE_KIND, GLOBALS_ITEM, type DumpedDatabase } from './backup.ts';
 import { connect, quoteIdent, serverVersion } from './connection.ts';
 import { TABLE_DATA_FILE } from './dump-follow.ts';
 import { checkRestoredDatabase, userObjectCount, type TableMismatch } from './integrity.ts';
-import { dataFileHint, makePipes, PipeFeeder } from './restore-pipes.ts';
+import { dataFileHint, makePipes, pastSizing, PipeFeeder, swapInPipes } from './restore-pipes.ts';
 import { connectionString, parsePgUri, toolEnv, type PgConnection } from './source.ts';
 import { parseToc, tableDataEntries } from './toc.ts';
 import { findPgTools, type PgTools } from './tools.ts';
@@ -163,7 +163,9 @@ async function restoreDatabase(
     const tableData = new Map(items.filter((i) => TABLE_DATA_FILE.test(fileOf(i))).map((i) => [fileOf(i), i.blobs] as const));
     const files = items.filter((i) => !tableData.has(fileOf(i)));
     await mapLimit(files, 2, (item) => writeBlobsToFile(ctx.repo.blobs, item.blobs, path.join(dir, fileOf(item)), { concurrency: ctx.repo.concurrency, exclusive: true }));
-    await makePipes(dir, [...tableData.keys()]);
+    const parallel = options.jobs > 1;
+    const sizes = new Map(items.filter((i) => tableData.has(fileOf(i))).map((i) => [fileOf(i), i.bytes] as const));
+    await makePipes(dir, sizes, { placeholders: parallel });
     const fileOfTable = new Map(tableDataEntries(parseToc(await readFile(path.join(dir, 'toc.dat')))).map((e) => [`${e.namespace}.${e.tag}`, e.dataFile!] as const));
 
     const stop = new AbortController();
@@ -171,18 +173,32 @@ async function restoreDatabase(
     const args = ['--format=directory', '--verbose', `--jobs=${options.jobs}`, '--no-password', '--exit-on-error', `--dbname=${connectionString(conn, plan.target)}`];
     if (options.noOwner) args.push('--no-owner');
     ctx.log.info(`restoring ${db.name} into ${plan.target} (${plan.action}) with pg_restore --jobs=${options.jobs}`);
-    feeder.start();
+    // Serial pg_restore reads no sizes: its pipes are in place from the start.
+    let piped = !parallel;
+    if (piped) feeder.start();
     let failed: unknown = null;
+    let swapFailed: unknown = null;
     await runTool(tools.pgRestore, [...args, dir], {
       env: toolEnv(conn),
       secrets,
       signal: stop.signal,
       onStderrLine: (line) => {
+        if (!piped && pastSizing(line)) {
+          piped = true;
+          try {
+            swapInPipes(dir, sizes.keys());
+            feeder.start();
+          } catch (err) {
+            swapFailed = err;
+            stop.abort();
+          }
+        }
         const hint = dataFileHint(line, fileOfTable);
         if (hint) feeder.hint(hint);
         return isProgressLine(line);
       },
     }).catch((err: unknown) => (failed = err));
+    if (swapFailed !== null) throw new BakError(`cannot put the data pipes in place for pg_restore: ${(swapFailed as Error).message}`);
     // A failure feeding a pipe explains pg_restore being stopped: it is the error to report.
     await feeder.finish(failed === null);
     if (failed !== null) throw failed;
