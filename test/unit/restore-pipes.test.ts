@@ -56,6 +56,21 @@ describe('feeding named pipes', () => {
     expect((await readdir(dir)).filter((f) => f.endsWith('.pipe'))).toEqual([]);
   });
 
+  it('a reader that goes away is pg_restore’s failure to report, not the feeder’s, unless pg_restore claims success', async () => {
+    const written = await repo.blobs.writeStream([randomBytes(3 * 1024 * 1024)]);
+    for (const readAll of [false, true]) {
+      const sub = await mkdtemp(path.join(dir, 'gone-'));
+      await makePipes(sub, new Map([['5.dat', 3 * 1024 * 1024]]), { placeholders: false });
+      const feeder = new PipeFeeder(sub, repo.blobs, new Map([['5.dat', written.blobs]]), (err) => {
+        throw err;
+      });
+      feeder.start();
+      await new Promise((resolve) => spawn('head', ['-c', '100', path.join(sub, '5.dat')], { stdio: 'ignore' }).on('close', resolve));
+      if (readAll) await expect(feeder.finish(true)).rejects.toThrow(/pg_restore stopped reading 5\.dat/);
+      else await expect(feeder.finish(false)).resolves.toBeUndefined();
+    }
+  });
+
   it('streams each pipe’s content to whoever opens it, hinted or not, and reports pipes nobody read', async () => {
     const content = randomBytes(5 * 1024 * 1024);
     const written = await repo.blobs.writeStream([content]);

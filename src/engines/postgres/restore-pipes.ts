@@ -80,6 +80,7 @@ export class PipeFeeder {
   readonly #pipes = new Set<Socket>();
   readonly #onFailure: (err: Error) => void;
   #failure: Error | null = null;
+  #readerGone: Error | null = null;
   #stopped = false;
   #loop: Promise<void> | null = null;
 
@@ -101,14 +102,19 @@ export class PipeFeeder {
     if (this.#pending.has(file)) this.#hinted.add(file);
   }
 
-  /** Once pg_restore has exited: stops trying, waits for writes in progress; with `readAll`, every pipe must have been read. */
+  /**
+   * Once pg_restore has exited: stops trying and waits for writes in progress. Throws what stopped pg_restore
+   * (a failed read from the repository); with `readAll` (pg_restore succeeded), also if it left a pipe unread.
+   */
   async finish(readAll: boolean): Promise<void> {
     this.#stopped = true;
     await this.#loop;
     await Promise.all(this.#serving);
     for (const pipe of this.#pipes) pipe.destroy(); // pg_restore is gone: close what a failure left open
     if (this.#failure) throw this.#failure;
-    if (readAll && this.#pending.size > 0) {
+    if (!readAll) return;
+    if (this.#readerGone) throw this.#readerGone;
+    if (this.#pending.size > 0) {
       throw new BakError(`pg_restore finished without reading the data of ${[...this.#pending.keys()].sort().join(', ')}`);
     }
   }
@@ -144,7 +150,11 @@ export class PipeFeeder {
     const source = this.#blobs.readStream(blobs);
     const serving = new Promise<void>((resolve) => {
       pipe.on('finish', resolve);
-      pipe.on('error', (err) => resolve(this.#fail(new BakError(`pg_restore stopped reading ${file}: ${err.message}`))));
+      // The reader went away (EPIPE): pg_restore failed or was stopped, and its own error says why.
+      pipe.on('error', (err) => {
+        this.#readerGone ??= new BakError(`pg_restore stopped reading ${file}: ${err.message}`);
+        resolve();
+      });
       // A failed read leaves the pipe open: pg_restore must be stopped before it could take the end of
       // the pipe for the end of the table's data and commit half of it.
       source.on('error', (err) => {
