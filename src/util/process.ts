@@ -25,7 +25,7 @@ function tail(stream: Readable, onLine?: (line: string) => boolean): () => strin
       return;
     }
     const lines = (partial + d).split('\n');
-    partial = lines.pop()!;
+    partial = lines.pop()!.slice(-STDERR_KEEP); // a line that never ends is kept to its tail as well
     for (const line of lines) if (!onLine(line)) kept = `${kept}${line}\n`.slice(-STDERR_KEEP);
   });
   return () => (kept + partial).trim();

@@ -13,7 +13,6 @@ import { constants, open, renameSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { BakError } from '../../errors.ts';
 import type { BlobRef, BlobStore } from '../../repository/blobs.ts';
@@ -83,6 +82,7 @@ export class PipeFeeder {
   #readerGone: Error | null = null;
   #stopped = false;
   #loop: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
 
   /** `files`: pipe name → the blobs of its content. `onFailure` is told of the first failure: it must stop pg_restore. */
   constructor(dir: string, blobs: BlobStore, files: ReadonlyMap<string, readonly BlobRef[]>, onFailure: (err: Error) => void) {
@@ -99,7 +99,9 @@ export class PipeFeeder {
 
   /** pg_restore says it is about to read `file`. */
   hint(file: string): void {
-    if (this.#pending.has(file)) this.#hinted.add(file);
+    if (!this.#pending.has(file)) return;
+    this.#hinted.add(file);
+    this.#wake?.();
   }
 
   /**
@@ -108,6 +110,7 @@ export class PipeFeeder {
    */
   async finish(readAll: boolean): Promise<void> {
     this.#stopped = true;
+    this.#wake?.();
     await this.#loop;
     await Promise.all(this.#serving);
     for (const pipe of this.#pipes) pipe.destroy(); // pg_restore is gone: close what a failure left open
@@ -122,14 +125,23 @@ export class PipeFeeder {
   async #run(): Promise<void> {
     let lastSweep = 0;
     while (!this.#stopped && this.#pending.size > 0) {
-      const now = Date.now();
-      const sweep = now - lastSweep >= Math.max(SWEEP_MIN_MS, this.#pending.size * SWEEP_MS_PER_PIPE);
-      if (sweep) lastSweep = now;
+      const sweepEvery = Math.max(SWEEP_MIN_MS, this.#pending.size * SWEEP_MS_PER_PIPE);
+      const sweep = Date.now() - lastSweep >= sweepEvery;
+      if (sweep) lastSweep = Date.now();
       for (const file of sweep ? [...this.#pending.keys()] : [...this.#hinted]) {
         if (this.#stopped) return;
         await this.#tryServe(file);
       }
-      await sleep(HINTED_POLL_MS);
+      // A hinted pipe is tried again soon; with none, sleep until the next sweep or the next hint.
+      const wait = this.#hinted.size > 0 ? HINTED_POLL_MS : Math.max(HINTED_POLL_MS, lastSweep + sweepEvery - Date.now());
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = null;
     }
   }
 

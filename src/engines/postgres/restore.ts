@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { BakError, MismatchError, UsageError } from '../../errors.ts';
-import type { Manifest } from '../../repository/manifest.ts';
+import type { Manifest, ManifestItem } from '../../repository/manifest.ts';
 import { writeBlobsToFile } from '../../repository/materialize.ts';
 import { mapLimit } from '../../util/concurrency.ts';
 import { runTool, streamTool } from '../../util/process.ts';
@@ -154,17 +154,22 @@ async function restoreDatabase(
   try {
     await mkdir(dir);
     const items = manifest.items.filter((item) => item.kind === DUMP_FILE_KIND && item.name.startsWith(`${db.name}/`));
-    const fileOf = (item: (typeof items)[number]) => {
+    // Table data streams to pg_restore through pipes; toc.dat and the large objects are written out as files.
+    const tableData = new Map<string, ManifestItem['blobs']>();
+    const sizes = new Map<string, number>();
+    const files: Array<{ file: string; item: ManifestItem }> = [];
+    for (const item of items) {
       const file = item.name.slice(db.name.length + 1);
       if (file.includes('/') || file.startsWith('.')) throw new BakError(`snapshot ${manifest.id}: unexpected dump file name ${JSON.stringify(item.name)}`);
-      return file;
-    };
-    // Table data streams to pg_restore through pipes; toc.dat and the large objects are written out as files.
-    const tableData = new Map(items.filter((i) => TABLE_DATA_FILE.test(fileOf(i))).map((i) => [fileOf(i), i.blobs] as const));
-    const files = items.filter((i) => !tableData.has(fileOf(i)));
-    await mapLimit(files, 2, (item) => writeBlobsToFile(ctx.repo.blobs, item.blobs, path.join(dir, fileOf(item)), { concurrency: ctx.repo.concurrency, exclusive: true }));
+      if (!TABLE_DATA_FILE.test(file)) {
+        files.push({ file, item });
+        continue;
+      }
+      tableData.set(file, item.blobs);
+      sizes.set(file, item.bytes);
+    }
+    await mapLimit(files, 2, ({ file, item }) => writeBlobsToFile(ctx.repo.blobs, item.blobs, path.join(dir, file), { concurrency: ctx.repo.concurrency, exclusive: true }));
     const parallel = options.jobs > 1;
-    const sizes = new Map(items.filter((i) => tableData.has(fileOf(i))).map((i) => [fileOf(i), i.bytes] as const));
     await makePipes(dir, sizes, { placeholders: parallel });
     const fileOfTable = new Map(tableDataEntries(parseToc(await readFile(path.join(dir, 'toc.dat')))).map((e) => [`${e.namespace}.${e.tag}`, e.dataFile!] as const));
 

@@ -12,6 +12,7 @@
  */
 import type { ChunkingParams } from '../../util/chunker.ts';
 import { CopyDigester, type CopyDigest } from './copy-digest.ts';
+import type { ReadTarget } from './dump-follow.ts';
 
 const MAX_READ = 1024 * 1024;
 const TWO_32 = 2 ** 32;
@@ -38,7 +39,7 @@ export class RowChunker {
   }
 
   /** Where the next bytes of the file go: read at most `length` bytes into `buffer` at `offset`, then call `wrote`. */
-  async readTarget(): Promise<{ buffer: Buffer; offset: number; length: number }> {
+  async readTarget(): Promise<ReadTarget> {
     this.#buf ??= await this.#take();
     return { buffer: this.#buf, offset: this.#fill, length: Math.min(this.readSize, this.#params.max - this.#fill) };
   }
