@@ -74,7 +74,57 @@ async function zstdCompressFrame(data: Buffer): Promise<Buffer> {
 // thread-pool round trip that cost ~10x compressing a few KiB. (zstd always uses a kept stream, above: no set-up.)
 const SYNC_GZIP_MAX = 64 * 1024;
 
+// Content already compressed or encrypted (media, archives, random data) measures ~8 bits of entropy per byte:
+// zstd would only spend CPU (a thread-pool round trip per blob, ~70 µs for a small one here) to wrap it in raw
+// blocks. Such content is stored as-is. The check samples a few spread 4 KiB windows and needs every one of
+// them to look random, so content with any compressible part is compressed; it costs ~1 ns per sampled byte.
+const SAMPLE_BYTES = 4096;
+const SAMPLES = 4;
+// Below this a sample says too little; small blobs are compressed as asked.
+const MIN_SAMPLED = 1024;
+// Bits per byte from which zstd saves (almost) nothing: its Huffman literals gain 1 - 7.9/8 ≈ 1 % at best.
+const RANDOM_BITS = 7.9;
+const counts = new Uint32Array(256);
+
+/** Order-0 entropy of buf[from, to) in bits per byte, with the Miller–Madow correction for small samples. */
+function entropyBits(buf: Uint8Array, from: number, to: number): number {
+  counts.fill(0);
+  for (let i = from; i < to; i++) counts[buf[i]!]!++;
+  const n = to - from;
+  let bits = 0;
+  let used = 0;
+  for (let b = 0; b < 256; b++) {
+    const c = counts[b]!;
+    if (c === 0) continue;
+    used++;
+    bits -= c * Math.log2(c / n);
+  }
+  return bits / n + (used - 1) / (2 * n * Math.LN2);
+}
+
+/** Whether compressing `data` would be wasted work: every sampled window looks like random bytes. */
+export function looksIncompressible(data: Uint8Array): boolean {
+  if (data.length < MIN_SAMPLED) return false;
+  if (data.length <= SAMPLE_BYTES * SAMPLES) return entropyBits(data, 0, data.length) >= RANDOM_BITS;
+  const stride = Math.floor((data.length - SAMPLE_BYTES) / (SAMPLES - 1));
+  for (let s = 0; s < SAMPLES; s++) {
+    const from = s * stride;
+    if (entropyBits(data, from, from + SAMPLE_BYTES) < RANDOM_BITS) return false;
+  }
+  return true;
+}
+
+/**
+ * Encodes a blob. zstd and gzip store content that looks incompressible (looksIncompressible) or did not shrink
+ * as-is instead: the reader knows each form by its first bytes.
+ */
 export async function compress(data: Buffer, method: Compression): Promise<Buffer> {
+  if (method !== 'none' && looksIncompressible(data)) return Buffer.concat([RAW_TAG, data]);
+  const stored = await encode(data, method);
+  return stored.length > data.length && method !== 'none' ? Buffer.concat([RAW_TAG, data]) : stored;
+}
+
+async function encode(data: Buffer, method: Compression): Promise<Buffer> {
   switch (method) {
     case 'zstd':
       return zstdCompressFrame(data);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { compress, decompress } from '../../src/util/compress.ts';
+import { compress, decompress, looksIncompressible } from '../../src/util/compress.ts';
 import { Limiter, mapLimit, TaskPool } from '../../src/util/concurrency.ts';
 import { newSnapshotId, SNAPSHOT_ID } from '../../src/util/ids.ts';
 import { redactObject, redactUri, scrubSecrets } from '../../src/util/redact.ts';
@@ -23,6 +23,30 @@ describe('compression', () => {
     const stored = await mapLimit(inputs, 32, (data) => compress(data, 'zstd'));
     const back = await mapLimit(stored, 32, (s, i) => decompress(s, inputs[i]!.length));
     back.forEach((b, i) => expect(b.equals(inputs[i]!), `blob ${i} (${inputs[i]!.length} bytes)`).toBe(true));
+  });
+
+  it.each(['zstd', 'gzip'] as const)('%s stores random bytes as they are, and compresses content with any compressible part', async (method) => {
+    for (const size of [1024, 5000, 16 * 1024, 3 * 1024 * 1024]) {
+      const random = randomBytes(size);
+      const stored = await compress(random, method);
+      expect(stored.length, `${size} random bytes`).toBe(size + 1);
+      expect((await decompress(stored, size)).equals(random)).toBe(true);
+    }
+    // Random but for one text window among the sampled ones: compressed.
+    const mixed = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.alloc(64 * 1024, 'log line 42\n')]);
+    const stored = await compress(mixed, method);
+    expect(stored.length).toBeLessThan(mixed.length - 32 * 1024);
+    expect((await decompress(stored, mixed.length)).equals(mixed)).toBe(true);
+  });
+
+  it('sampled entropy tells random bytes from base64, text and repeats', () => {
+    expect(looksIncompressible(randomBytes(1500))).toBe(true);
+    expect(looksIncompressible(randomBytes(10 * 1024 * 1024))).toBe(true);
+    expect(looksIncompressible(Buffer.from(randomBytes(300_000).toString('base64')))).toBe(false);
+    expect(looksIncompressible(Buffer.from('the quick brown fox jumps over the lazy dog '.repeat(1000)))).toBe(false);
+    expect(looksIncompressible(Buffer.alloc(100_000))).toBe(false);
+    // Too small to judge: compressed as asked.
+    expect(looksIncompressible(randomBytes(200))).toBe(false);
   });
 
   it('stores raw content that starts with a magic number without misreading it', async () => {
