@@ -2,10 +2,11 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { MismatchError } from '../errors.ts';
 import { StorageError, type ObjectStore } from '../storage/object-store.ts';
-import { ChunkBufferPool, chunkStream, type ByteSource, type ChunkingParams } from '../util/chunker.ts';
+import { ChunkBufferPool, Chunker, chunkStream, type ByteSource, type ChunkingParams } from '../util/chunker.ts';
 import { compress, decompress, type Compression } from '../util/compress.ts';
 import { TaskPool } from '../util/concurrency.ts';
 import { sha256Hex } from '../util/hash.ts';
+import type { PushSource } from '../util/push-source.ts';
 import { withRetry } from '../util/retry.ts';
 
 /** A reference to one stored blob: its content hash, plain size and stored (compressed) size. */
@@ -165,6 +166,64 @@ export class BlobStore {
       }
     }
     return this.writeChunks(hashed());
+  }
+
+  /**
+   * `writeStream` for content pushed in reused pieces (a socket's read buffer): each piece is chunked and copied
+   * into a pooled chunk buffer inside the source's callback, and the source is paused while a chunk waits for a
+   * store slot, so nothing is allocated per read and memory stays at the chunks in flight.
+   */
+  async writePushed(source: PushSource): Promise<StreamedContent> {
+    const chunker = new Chunker(this.chunking, this.chunkBuffers);
+    const ready: HashedChunk[] = [];
+    let paused = false;
+    let ended = false;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const hashed = (chunk: Buffer): HashedChunk => ({ id: sha256Hex(chunk), data: chunk, release: () => this.chunkBuffers.give(chunk) });
+    const piped = source.pipe((piece) => {
+      for (const chunk of chunker.push(piece)) ready.push(hashed(chunk));
+      wake?.();
+      paused = ready.length > 0;
+      return !paused;
+    });
+    piped.then(
+      () => {
+        const last = chunker.end();
+        if (last) ready.push(hashed(last));
+        ended = true;
+        wake?.();
+      },
+      (err: unknown) => {
+        failure = err;
+        ended = true;
+        wake?.();
+      },
+    );
+    async function* chunks(): AsyncGenerator<HashedChunk> {
+      for (;;) {
+        const next = ready.shift();
+        if (next) {
+          if (paused && ready.length === 0) {
+            paused = false;
+            source.resume();
+          }
+          yield next;
+          continue;
+        }
+        if (failure !== undefined) throw failure;
+        if (ended) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    }
+    try {
+      return await this.writeChunks(chunks());
+    } catch (err) {
+      source.destroy();
+      for (const chunk of ready.splice(0)) chunk.release();
+      throw err;
+    }
   }
 
   /**

@@ -79,65 +79,96 @@ export class ChunkBufferPool {
  * so an insertion early in a dump shifts only the chunks it touches and the rest still dedup.
  * Scanning starts `min` bytes into a chunk with a fresh hash, with a stricter mask before `avg` and a
  * looser one after, and a chunk is cut at `max` regardless.
- * Each byte is copied once, into the chunk yielded. Without a pool, the chunk is held until its cut as
- * slices of the input pieces, so a source must not reuse a piece's memory after yielding it (Node
+ * Each byte is copied once, into the chunk returned. Without a pool, the chunk is held until its cut as
+ * slices of the input pieces, so a caller must not reuse a piece's memory after pushing it (Node
  * streams never do). With a pool (buffers of at least `max` bytes), bytes are copied into a pooled
- * buffer as they come: the source may reuse its pieces, and the consumer gives each chunk back.
- * Memory: at most `max` bytes of pending input, plus the chunks the consumer holds.
+ * buffer as they come: the caller may reuse its pieces (a socket's read buffer), and the consumer gives
+ * each chunk back. Memory: at most `max` bytes of pending input, plus the chunks the consumer holds.
  */
-export async function* chunkStream(source: ByteSource, params: ChunkingParams = DEFAULT_CHUNKING, pool?: ChunkBufferPool): AsyncGenerator<Buffer> {
-  validateChunking(params);
-  if (pool && pool.size < params.max) throw new Error(`chunk buffer pool of ${pool.size} bytes is smaller than the largest chunk (${params.max})`);
-  const bits = Math.round(Math.log2(params.avg));
-  // Normalised chunking: harder to cut before the average size, easier after, which narrows the size spread.
-  const maskSmall = topBitsMask(Math.min(31, bits + 2));
-  const maskLarge = topBitsMask(Math.max(1, bits - 2));
-  let parts: Buffer[] = [];
-  let pooled: Buffer | null = null;
-  let length = 0; // bytes of the chunk so far
-  let hash = 0;
-  const append = (bytes: Buffer) => {
-    if (pool) bytes.copy((pooled ??= pool.take()), length);
-    else parts.push(bytes);
-    length += bytes.length;
-  };
-  const finishChunk = (): Buffer => {
-    const chunk = pool ? pooled!.subarray(0, length) : Buffer.concat(parts, length);
-    parts = [];
-    pooled = null;
-    length = 0;
-    hash = 0;
-    return chunk;
-  };
+export class Chunker {
+  readonly #params: ChunkingParams;
+  readonly #pool: ChunkBufferPool | undefined;
+  readonly #maskSmall: number;
+  readonly #maskLarge: number;
+  #parts: Buffer[] = [];
+  #pooled: Buffer | null = null;
+  #length = 0; // bytes of the chunk so far
+  #hash = 0;
 
-  for await (const piece of source) {
-    let input = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+  constructor(params: ChunkingParams = DEFAULT_CHUNKING, pool?: ChunkBufferPool) {
+    validateChunking(params);
+    if (pool && pool.size < params.max) throw new Error(`chunk buffer pool of ${pool.size} bytes is smaller than the largest chunk (${params.max})`);
+    this.#params = params;
+    this.#pool = pool;
+    const bits = Math.round(Math.log2(params.avg));
+    // Normalised chunking: harder to cut before the average size, easier after, which narrows the size spread.
+    this.#maskSmall = topBitsMask(Math.min(31, bits + 2));
+    this.#maskLarge = topBitsMask(Math.max(1, bits - 2));
+  }
+
+  /**
+   * Takes the next piece of content and yields the chunks it completes, in order (usually none or one), each
+   * as it is cut: a consumer that gives a chunk back before taking the next keeps to one pooled buffer. Run it
+   * to the end before reusing the piece's memory.
+   */
+  *push(piece: Uint8Array): Generator<Buffer> {
+    const params = this.#params;
+    let input = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     while (input.length > 0) {
-      const take = Math.min(input.length, params.max - length);
+      const take = Math.min(input.length, params.max - this.#length);
       // Offsets into `input` where the chunk reaches min and avg bytes.
-      const scanFrom = Math.max(0, params.min - length);
-      const looseFrom = Math.max(scanFrom, params.avg - length);
+      const scanFrom = Math.max(0, params.min - this.#length);
+      const looseFrom = Math.max(scanFrom, params.avg - this.#length);
       let cut = -1;
       if (scanFrom < take) {
         if (scanFrom < looseFrom) {
-          cut = scanFor(input, scanFrom, Math.min(take, looseFrom), hash, maskSmall);
-          hash = carriedHash;
+          cut = scanFor(input, scanFrom, Math.min(take, looseFrom), this.#hash, this.#maskSmall);
+          this.#hash = carriedHash;
         }
         if (cut < 0 && looseFrom < take) {
-          cut = scanFor(input, looseFrom, take, hash, maskLarge);
-          hash = carriedHash;
+          cut = scanFor(input, looseFrom, take, this.#hash, this.#maskLarge);
+          this.#hash = carriedHash;
         }
       }
-      if (cut < 0 && length + take === params.max) cut = take;
+      if (cut < 0 && this.#length + take === params.max) cut = take;
       if (cut < 0) {
-        append(input.subarray(0, take));
+        this.#append(input.subarray(0, take));
         input = input.subarray(take);
         continue;
       }
-      append(input.subarray(0, cut));
+      this.#append(input.subarray(0, cut));
       input = input.subarray(cut);
-      yield finishChunk();
+      yield this.#finishChunk();
     }
   }
-  if (length > 0) yield finishChunk();
+
+  /** The last chunk, once the content has ended (undefined if nothing is pending). */
+  end(): Buffer | undefined {
+    return this.#length > 0 ? this.#finishChunk() : undefined;
+  }
+
+  #append(bytes: Buffer): void {
+    if (this.#pool) bytes.copy((this.#pooled ??= this.#pool.take()), this.#length);
+    else this.#parts.push(bytes);
+    this.#length += bytes.length;
+  }
+
+  #finishChunk(): Buffer {
+    const chunk = this.#pool ? this.#pooled!.subarray(0, this.#length) : Buffer.concat(this.#parts, this.#length);
+    this.#parts = [];
+    this.#pooled = null;
+    this.#length = 0;
+    this.#hash = 0;
+    return chunk;
+  }
+}
+
+/** `Chunker` over a pulled source: yields each chunk as it is cut. */
+export async function* chunkStream(source: ByteSource, params: ChunkingParams = DEFAULT_CHUNKING, pool?: ChunkBufferPool): AsyncGenerator<Buffer> {
+  const chunker = new Chunker(params, pool);
+  for await (const piece of source) {
+    yield* chunker.push(typeof piece === 'string' ? Buffer.from(piece) : piece);
+  }
+  const last = chunker.end();
+  if (last) yield last;
 }

@@ -1,6 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { BlobStore } from '../../src/repository/blobs.ts';
+import { LocalStore } from '../../src/storage/local.ts';
+import { StorageError } from '../../src/storage/object-store.ts';
 import { ChunkBufferPool, chunkStream, type ChunkingParams } from '../../src/util/chunker.ts';
+import type { PushSource } from '../../src/util/push-source.ts';
 
 const params: ChunkingParams = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
 
@@ -87,5 +94,60 @@ describe('content-defined chunking', () => {
 
   it('rejects inconsistent parameters', async () => {
     await expect(chunksOf(data, 10, { min: 10, avg: 5, max: 20 })).rejects.toThrow(/invalid chunking/);
+  });
+});
+
+describe('BlobStore.writePushed', () => {
+  /** A PushSource that reuses one buffer for every piece and pauses when asked, like a socket with `onread`. */
+  function reusingSource(data: Buffer, pieceSize: number, failAt?: number): PushSource & { pauses: number } {
+    const scratch = Buffer.alloc(pieceSize);
+    let offset = 0;
+    let sink: ((piece: Uint8Array) => boolean) | undefined;
+    let done: { resolve(): void; reject(err: Error): void } | undefined;
+    const source = {
+      pauses: 0,
+      pipe(s: (piece: Uint8Array) => boolean) {
+        sink = s;
+        return new Promise<void>((resolve, reject) => {
+          done = { resolve, reject };
+          setImmediate(flow);
+        });
+      },
+      resume: () => setImmediate(flow),
+      destroy: () => done?.reject(new Error('destroyed')),
+    };
+    function flow(): void {
+      while (offset < data.length) {
+        if (failAt !== undefined && offset >= failAt) return done!.reject(new StorageError('unreachable', 'cut off'));
+        const n = data.copy(scratch, 0, offset, offset + pieceSize);
+        offset += n;
+        const goOn = sink!(scratch.subarray(0, n));
+        scratch.fill(0xee); // a chunk still pointing at these bytes would now be wrong
+        if (!goOn) {
+          source.pauses++;
+          return;
+        }
+      }
+      done!.resolve();
+    }
+    return source;
+  }
+
+  it('stores the same blobs as writeStream, though the source reuses its memory, pausing while chunks wait', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'bak-pushed-'));
+    try {
+      const blobs = new BlobStore(new LocalStore(dir), { compression: 'zstd', chunking: params, concurrency: 2 });
+      const data = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.alloc(1024 * 1024, 'text ')]);
+      const source = reusingSource(data, 50_000);
+      const pushed = await blobs.writePushed(source);
+      const streamed = await blobs.writeStream([data]);
+      expect(pushed).toEqual(streamed);
+      expect(source.pauses).toBeGreaterThan(0);
+      expect(Buffer.concat(await Promise.all(pushed.blobs.map((b) => blobs.get(b)))).equals(data)).toBe(true);
+      // A source that fails mid-way fails the write with its error.
+      await expect(blobs.writePushed(reusingSource(data, 50_000, 2 * 1024 * 1024))).rejects.toThrow(/cut off/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,4 @@
 import { GetBucketVersioningCommand } from '@aws-sdk/client-s3';
-import { buffer } from 'node:stream/consumers';
 import { z } from 'zod';
 import { UsageError } from '../../errors.ts';
 import { blobRefSchema } from '../../repository/blobs.ts';
@@ -9,10 +8,11 @@ import type { Repository } from '../../repository/repository.ts';
 import { isNotFound, StorageError } from '../../storage/object-store.ts';
 import { createS3Client, mapS3Error } from '../../storage/s3.ts';
 import { Limiter } from '../../util/concurrency.ts';
+import { readAll } from '../../util/push-source.ts';
 import { withRetry } from '../../util/retry.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { compareKeys, keyFilter } from './keys.ts';
-import { getObject, headObjectMetadata, listCurrentVersions, listObjects, type ListedObject, type ObjectMetadata, type S3Context } from './objects.ts';
+import { headObjectMetadata, listCurrentVersions, listObjects, openObject, type ListedObject, type ObjectMetadata, type OpenedObject, type S3Context } from './objects.ts';
 import { createSignedGetter } from './signed-get.ts';
 import { storeSettingsOf, type S3Source } from './source.ts';
 
@@ -257,9 +257,9 @@ async function downloadObject(
   obj: ListedObject,
   stats: { downloaded: { objects: number; bytes: number; getRequests: number } },
 ): Promise<CopyEntry | undefined> {
-  let got: Awaited<ReturnType<typeof getObject>>;
+  let got: OpenedObject;
   try {
-    got = await getObject(s3, bucket, obj.key);
+    got = await openObject(s3, bucket, obj.key);
   } catch (err) {
     // Deleted between the listing and the read: the snapshot shows the bucket without it.
     if (isNotFound(err)) return undefined;
@@ -268,7 +268,7 @@ async function downloadObject(
   stats.downloaded.getRequests += got.requests;
   // An object smaller than a chunk is read whole (bounded by that size) and stored as one blob, skipping the chunker.
   const small = obj.size < ctx.repo.blobs.oneChunkLimit && got.size < ctx.repo.blobs.oneChunkLimit;
-  const written = small ? await ctx.repo.blobs.writeBuffer(await buffer(got.body)) : await ctx.repo.blobs.writeStream(got.body);
+  const written = small ? await ctx.repo.blobs.writeBuffer(await readAll(got.body, got.size)) : await ctx.repo.blobs.writePushed(got.body);
   stats.downloaded.objects++;
   stats.downloaded.bytes += written.size;
   const m = got.meta;

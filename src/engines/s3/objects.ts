@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { mapS3Error } from '../../storage/s3.ts';
+import { pushSourceOf, type PushSource } from '../../util/push-source.ts';
 import type { SignedGetter } from './signed-get.ts';
 
 /** One object as the listing shows it. */
@@ -83,7 +84,29 @@ export async function* listCurrentVersions(s3: S3Context, bucket: string, prefix
   } while (keyMarker);
 }
 
-/** Opens an object for reading, with the metadata and tags bak keeps. */
+/** An object opened by a backup's one read: its content is pushed (see push-source.ts). */
+export interface OpenedObject {
+  body: PushSource;
+  size: number;
+  etag: string;
+  lastModified: string;
+  meta: ObjectMetadata;
+  requests: number;
+}
+
+/** Opens the current version of an object for a backup: the lean signed GET where it applies, else the SDK. */
+export async function openObject(s3: S3Context, bucket: string, key: string): Promise<OpenedObject> {
+  const fast = await s3.signedGet?.get(bucket, key);
+  if (!fast) {
+    const got = await getObject(s3, bucket, key);
+    return { ...got, body: pushSourceOf(got.body) };
+  }
+  const tags = fast.tagCount > 0 ? await getTags(s3, bucket, key, undefined) : {};
+  const { body, size, etag, lastModified, meta } = fast;
+  return { body, size, etag, lastModified, meta: { ...meta, tags }, requests: fast.tagCount > 0 ? 2 : 1 };
+}
+
+/** Opens an object (or one version of it) for reading through the SDK, with the metadata and tags bak keeps. */
 export async function getObject(
   s3: S3Context,
   bucket: string,
@@ -91,12 +114,6 @@ export async function getObject(
   versionId?: string,
 ): Promise<{ body: Readable; size: number; etag: string; lastModified: string; meta: ObjectMetadata; requests: number }> {
   const where = `s3://${bucket}/${key}`;
-  const fast = versionId === undefined ? await s3.signedGet?.get(bucket, key) : undefined;
-  if (fast) {
-    const tags = fast.tagCount > 0 ? await getTags(s3, bucket, key, versionId) : {};
-    const { body, size, etag, lastModified, meta } = fast;
-    return { body, size, etag, lastModified, meta: { ...meta, tags }, requests: fast.tagCount > 0 ? 2 : 1 };
-  }
   const res = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId })).catch((err: unknown) => {
     throw mapS3Error(err, { bucket, where, endpoint: s3.endpoint, action: 'read', notFound: 'not-found' });
   });

@@ -1,9 +1,10 @@
 import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
-import * as http from 'node:http';
 import * as https from 'node:https';
 import { isIP } from 'node:net';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { pushSourceOf, type PushSource } from '../../util/push-source.ts';
 import type { ObjectMetadata } from './objects.ts';
+import { PlainHttpClient } from './plain-http.ts';
 
 /**
  * A plain SigV4-signed GET of a whole object, for the one request a copy-mode backup makes per object.
@@ -15,9 +16,10 @@ import type { ObjectMetadata } from './objects.ts';
  * It covers only the plain case and leaves everything else to the SDK: any answer but 200, and any
  * error before the response, makes the caller repeat the request through the SDK, which then maps
  * the error, retries, or follows what this does not know (redirects, other regions).
+ * http:// endpoints are read with plain-http.ts (no allocation per socket read), https:// with node:https.
  */
 export interface SignedGetResult {
-  body: http.IncomingMessage;
+  body: PushSource;
   size: number;
   etag: string;
   lastModified: string;
@@ -61,10 +63,17 @@ function pathStyleFor(bucket: string, forcePathStyle: boolean): boolean {
 
 export function createSignedGetter(client: S3Client, options: { endpoint: string | undefined; forcePathStyle: boolean; sockets: number }): SignedGetter {
   const config = client.config as unknown as ResolvedConfig;
-  const agents = {
-    http: new http.Agent({ keepAlive: true, maxSockets: options.sockets }),
-    https: new https.Agent({ keepAlive: true, maxSockets: options.sockets }),
-  };
+  const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: options.sockets });
+  // One plain client per origin (a virtual-hosted bucket is an origin of its own).
+  const plainClients = new Map<string, PlainHttpClient>();
+  function plainClientFor(url: URL): PlainHttpClient {
+    let client = plainClients.get(url.host);
+    if (!client) {
+      client = new PlainHttpClient({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), maxSockets: options.sockets, answerTimeoutMs: ANSWER_TIMEOUT_MS });
+      plainClients.set(url.host, client);
+    }
+    return client;
+  }
   let region: string | undefined;
   // The derived signing key depends only on the secret, the day and the region: compute it once a day. Kept as a
   // KeyObject: an HMAC keyed by a Buffer converts the key on every call (~9 µs, five times the HMAC itself).
@@ -111,17 +120,29 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
     const signature = createHmac('sha256', keyFor(creds.secretAccessKey, day, region)).update(toSign).digest('hex');
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${creds.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
 
-    const secure = url.protocol === 'https:';
-    const request = secure ? https.request : http.request;
+    if (url.protocol === 'http:') {
+      let answer: Awaited<ReturnType<PlainHttpClient['get']>>;
+      try {
+        answer = await plainClientFor(url).get(path, headers);
+      } catch {
+        return undefined;
+      }
+      if (answer === 'unframed') return undefined;
+      if (answer.status !== 200) {
+        answer.body.destroy();
+        return undefined;
+      }
+      return resultOf(answer.headers, answer.body, answer.length);
+    }
     return new Promise((resolve) => {
-      const req = request({ protocol: url.protocol, hostname: url.hostname, port: url.port || undefined, path, headers, agent: secure ? agents.https : agents.http }, (res) => {
+      const req = https.request({ protocol: url.protocol, hostname: url.hostname, port: url.port || undefined, path, headers, agent: httpsAgent }, (res) => {
         clearTimeout(timer);
         if (res.statusCode !== 200) {
           res.resume();
           resolve(undefined);
           return;
         }
-        resolve(resultOf(res));
+        resolve(resultOf(res.headers, pushSourceOf(res), Number(res.headers['content-length'] ?? 0)));
       });
       // No answer in seconds: let the SDK try (and fail as it is configured to). A slow body is never cut.
       const timer = setTimeout(() => req.destroy(new Error('no answer')), ANSWER_TIMEOUT_MS);
@@ -136,14 +157,13 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
   return {
     get,
     close() {
-      agents.http.destroy();
-      agents.https.destroy();
+      httpsAgent.destroy();
+      for (const client of plainClients.values()) client.close();
     },
   };
 }
 
-function resultOf(res: http.IncomingMessage): SignedGetResult {
-  const h = res.headers;
+function resultOf(h: Record<string, string | string[] | undefined>, body: PushSource, size: number): SignedGetResult {
   const one = (name: string) => {
     const v = h[name];
     return Array.isArray(v) ? v.join(', ') : v;
@@ -154,8 +174,8 @@ function resultOf(res: http.IncomingMessage): SignedGetResult {
   }
   const modified = one('last-modified');
   return {
-    body: res,
-    size: Number(one('content-length') ?? 0),
+    body,
+    size,
     etag: (one('etag') ?? '').replace(/^"|"$/g, ''),
     lastModified: (modified ? new Date(modified) : new Date(0)).toISOString(),
     tagCount: Number(one('x-amz-tagging-count') ?? 0),
