@@ -152,6 +152,22 @@ describe('plain HTTP GET client', () => {
     expect(server.connections()).toBe(3);
   });
 
+  it('a consumer that throws fails its read with that error; close() ends connections still busy with a body', async () => {
+    const { client } = await setUp((socket) => socket.write(ok(randomBytes(500_000))));
+    const first = await client.get('/x', { host: 'h' });
+    if (first === 'unframed') throw new Error('unframed');
+    await expect(
+      first.body.pipe(() => {
+        throw new Error('disk full');
+      }),
+    ).rejects.toThrow('disk full');
+    const second = await client.get('/y', { host: 'h' });
+    if (second === 'unframed') throw new Error('unframed');
+    const reading = second.body.pipe(() => false); // paused after the first piece, never resumed
+    client.close();
+    await expect(reading).rejects.toThrow(/client closed/);
+  });
+
   it('parses a head: status, lower-case names, repeated headers joined; rejects what is not HTTP/1.x', () => {
     expect(parseHead('HTTP/1.1 206 Partial\r\nContent-Length: 4\r\nA: 1\r\na: 2')).toEqual({ status: 206, headers: { 'content-length': '4', a: '1, 2' } });
     expect(parseHead('HTTP/1.0 200')).toEqual({ status: 200, headers: {} });

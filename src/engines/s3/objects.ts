@@ -101,8 +101,14 @@ export async function openObject(s3: S3Context, bucket: string, key: string): Pr
     const got = await getObject(s3, bucket, key);
     return { ...got, body: pushSourceOf(got.body) };
   }
-  const tags = fast.tagCount > 0 ? await getTags(s3, bucket, key, undefined) : {};
   const { body, size, etag, lastModified, meta } = fast;
+  let tags: Record<string, string> = {};
+  try {
+    if (fast.tagCount > 0) tags = await getTags(s3, bucket, key, undefined);
+  } catch (err) {
+    body.destroy(); // an unread body holds its connection
+    throw err;
+  }
   return { body, size, etag, lastModified, meta: { ...meta, tags }, requests: fast.tagCount > 0 ? 2 : 1 };
 }
 

@@ -35,6 +35,7 @@ export class PlainHttpClient {
   readonly #maxSockets: number;
   readonly #answerTimeoutMs: number;
   readonly #idle: Connection[] = [];
+  readonly #all = new Set<Connection>();
   readonly #waiting: Array<(conn: Connection) => void> = [];
   #open = 0;
   #closed = false;
@@ -57,9 +58,12 @@ export class PlainHttpClient {
     }
   }
 
+  /** Ends every connection, idle or not (a backup that failed may leave bodies unread). */
   close(): void {
     this.#closed = true;
-    for (const conn of this.#idle.splice(0)) conn.destroy();
+    this.#idle.length = 0;
+    this.#waiting.length = 0;
+    for (const conn of this.#all) conn.destroy(new Error('client closed'));
   }
 
   #take(): Promise<Connection> {
@@ -74,14 +78,17 @@ export class PlainHttpClient {
 
   #fresh(): Connection {
     this.#open++;
-    return new Connection(this.#host, this.#port, {
-      reusable: (conn) => this.#give(conn),
+    const conn: Connection = new Connection(this.#host, this.#port, {
+      reusable: () => this.#give(conn),
       gone: () => {
         this.#open--;
+        this.#all.delete(conn);
         const waiter = this.#waiting.shift();
-        if (waiter) waiter(this.#fresh());
+        if (waiter && !this.#closed) waiter(this.#fresh());
       },
     });
+    this.#all.add(conn);
+    return conn;
   }
 
   #give(conn: Connection): void {
@@ -94,7 +101,7 @@ export class PlainHttpClient {
 
 interface Owner {
   /** The answer was read to its end and the connection may carry another request. */
-  reusable(conn: Connection): void;
+  reusable(): void;
   /** The socket closed (error, server close, destroy): it no longer counts against the limit. */
   gone(): void;
 }
@@ -219,7 +226,8 @@ class Connection {
           this.#body = { resolve, reject };
           const early = this.#early;
           this.#early = undefined;
-          const goOn = early ? sink(early) : true;
+          const goOn = early ? this.#feed(early) : true;
+          if (this.#failure) return;
           if (this.#remaining === 0) this.#finishBody();
           else if (goOn) this.#socket.resume();
         }),
@@ -236,12 +244,26 @@ class Connection {
       return false;
     }
     this.#remaining -= piece.length;
-    const goOn = this.#sink!(piece);
+    const goOn = this.#feed(piece);
+    if (this.#failure) return false;
     if (this.#remaining === 0) {
       this.#finishBody();
       return true;
     }
     return goOn;
+  }
+
+  /** Hands a piece to the consumer; a consumer that throws fails the body with its error (not the process). */
+  #feed(piece: Buffer): boolean {
+    try {
+      return this.#sink!(piece);
+    } catch (err) {
+      const body = this.#body;
+      this.#body = undefined;
+      this.#fail(err as Error);
+      body?.reject(err as Error);
+      return false;
+    }
   }
 
   #finishBody(): void {
@@ -250,7 +272,7 @@ class Connection {
     this.#body = undefined;
     this.#state = 'idle';
     if (!this.#keepAlive) this.#socket.destroy();
-    else this.#owner.reusable(this);
+    else this.#owner.reusable();
     body?.resolve();
   }
 
