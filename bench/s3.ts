@@ -140,10 +140,10 @@ async function main(): Promise<void> {
       times.rclone.push(rc.seconds);
       rss.rclone = Math.max(rss.rclone, rc.maxRss);
       copied = await dirStats(dest);
-      await rm(dest, { recursive: true, force: true });
       if (copied.files !== SMALL + LARGE) throw new Error(`rclone copied ${copied.files} files, expected ${SMALL + LARGE}`);
 
-      if (repo) await rm(repo, { recursive: true, force: true });
+      // Copies and repositories stay until the end: creating files right after deleting thousands costs ext4
+      // seconds of kernel time (recently_deleted), which a delete here would charge to whichever run came next.
       repo = path.join(tmpRoot, `repo-${round}`);
       await bak(repo, ['init']);
       console.error(`[bench] round ${round}/${ROUNDS}: bak backup (copy mode, --concurrency ${CONCURRENCY}) …`);

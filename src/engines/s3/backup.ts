@@ -88,6 +88,13 @@ class EntryWindow {
     while (this.slots.length >= WINDOW || this.slots[0]?.settled) await this.shift();
   }
 
+  /** An entry known at once (an unchanged object): straight into the index when nothing before it is still pending. */
+  async pushReady(entry: CopyEntry): Promise<void> {
+    while (this.slots[0]?.settled) await this.shift();
+    if (this.slots.length === 0) await this.accept(entry);
+    else await this.push(Promise.resolve(entry));
+  }
+
   async drain(): Promise<void> {
     while (this.slots.length > 0) await this.shift();
   }
@@ -187,11 +194,11 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
         const previous = await parent.find(obj.key);
         const unchanged = previous && previous.size === obj.size && previous.etag === obj.etag;
         // Same bytes: no GET. A newer LastModified with the same ETag means metadata replaced in place: re-read only that.
-        const pending = !unchanged
-          ? (await download(obj)).result
-          : sameSecond(previous.lastModified, obj.lastModified)
-            ? Promise.resolve(previous)
-            : (await whenStarted(downloads, () => refreshMetadata(s3, bucket, obj, previous, stats))).result;
+        if (unchanged && sameSecond(previous.lastModified, obj.lastModified)) {
+          await window.pushReady(previous);
+          continue;
+        }
+        const pending = !unchanged ? (await download(obj)).result : (await whenStarted(downloads, () => refreshMetadata(s3, bucket, obj, previous, stats))).result;
         await window.push(pending);
       }
       await window.drain();

@@ -9,6 +9,7 @@ import {
 import type { Readable } from 'node:stream';
 import { mapS3Error } from '../../storage/s3.ts';
 import { pushSourceOf, type PushSource } from '../../util/push-source.ts';
+import type { ListedPage } from './list-xml.ts';
 import type { SignedGetter } from './signed-get.ts';
 
 /** One object as the listing shows it. */
@@ -43,20 +44,33 @@ export interface S3Context {
 
 const clean = (etag: string | undefined) => (etag ?? '').replace(/^"|"$/g, '');
 
-/** Every object under a prefix, page by page (1,000 keys at a time), in key order. */
+/** One page of a listing (up to 1,000 keys): through the lean signed GET where it applies, else the SDK. */
+async function listPage(s3: S3Context, bucket: string, prefix: string, token: string | undefined): Promise<ListedPage> {
+  const fast = await s3.signedGet?.list(bucket, prefix, token);
+  if (fast) return fast;
+  const page = await s3.client
+    .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }))
+    .catch((err: unknown) => {
+      throw mapS3Error(err, { bucket, where: `s3://${bucket}/${prefix}`, endpoint: s3.endpoint, action: 'list', notFound: 'bucket-missing' });
+    });
+  return {
+    objects: (page.Contents ?? []).map((o) => ({ key: o.Key!, size: o.Size ?? 0, etag: clean(o.ETag), lastModified: (o.LastModified ?? new Date(0)).toISOString() })),
+    nextToken: page.IsTruncated ? page.NextContinuationToken : undefined,
+  };
+}
+
+/**
+ * Every object under a prefix, page by page (1,000 keys at a time), in key order. The next page is asked for
+ * while this one is consumed, so the listing's round trips overlap the work on its keys (two pages in memory).
+ */
 export async function* listObjects(s3: S3Context, bucket: string, prefix: string): AsyncGenerator<ListedObject> {
-  let token: string | undefined;
-  do {
-    const page = await s3.client
-      .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }))
-      .catch((err: unknown) => {
-        throw mapS3Error(err, { bucket, where: `s3://${bucket}/${prefix}`, endpoint: s3.endpoint, action: 'list', notFound: 'bucket-missing' });
-      });
-    for (const o of page.Contents ?? []) {
-      yield { key: o.Key!, size: o.Size ?? 0, etag: clean(o.ETag), lastModified: (o.LastModified ?? new Date(0)).toISOString() };
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  let next: Promise<ListedPage> | undefined = listPage(s3, bucket, prefix, undefined);
+  while (next) {
+    const page: ListedPage = await next;
+    next = page.nextToken !== undefined ? listPage(s3, bucket, prefix, page.nextToken) : undefined;
+    next?.catch(() => undefined); // surfaces when awaited; not if the consumer stopped early
+    yield* page.objects;
+  }
 }
 
 /** The current version of every key under a prefix (a key whose newest version is a delete marker is absent), in key order. */

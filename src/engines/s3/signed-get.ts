@@ -2,7 +2,8 @@ import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:cr
 import * as https from 'node:https';
 import { isIP } from 'node:net';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { pushSourceOf, type PushSource } from '../../util/push-source.ts';
+import { pushSourceOf, readAll, type PushSource } from '../../util/push-source.ts';
+import { parseListPage, type ListedPage } from './list-xml.ts';
 import type { ObjectMetadata } from './objects.ts';
 import { PlainHttpClient } from './plain-http.ts';
 
@@ -30,6 +31,8 @@ export interface SignedGetResult {
 export interface SignedGetter {
   /** The object, or undefined when the SDK should handle this request (non-200 answer, network error). */
   get(bucket: string, key: string): Promise<SignedGetResult | undefined>;
+  /** One page of ListObjectsV2 (up to 1,000 keys), or undefined when the SDK should ask instead (and map the error). */
+  list(bucket: string, prefix: string, token: string | undefined): Promise<ListedPage | undefined>;
   close(): void;
 }
 
@@ -45,15 +48,34 @@ interface ResolvedConfig {
   region: () => Promise<string>;
 }
 
+/** An answer's status, headers and body, from either HTTP client. */
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: PushSource;
+  length: number;
+}
+
 const UNSIGNED = 'UNSIGNED-PAYLOAD';
 const ANSWER_TIMEOUT_MS = 10_000;
 const META_PREFIX = 'x-amz-meta-';
 
-/** S3's URI encoding of a key: every UTF-8 byte percent-encoded but the unreserved set and '/'. */
+/** S3's URI encoding: every UTF-8 byte percent-encoded but the unreserved set (RFC 3986). */
+function encodeUri(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** S3's URI encoding of a key in a path: as encodeUri, but '/' stays. */
 export function encodeKey(key: string): string {
-  return encodeURIComponent(key)
-    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-    .replace(/%2F/g, '/');
+  return encodeUri(key).replace(/%2F/g, '/');
+}
+
+/** A canonical query string (SigV4): names sorted, names and values URI-encoded. */
+function canonicalQuery(query: Record<string, string>): string {
+  return Object.keys(query)
+    .sort()
+    .map((name) => `${encodeUri(name)}=${encodeUri(query[name]!)}`)
+    .join('&');
 }
 
 /** Virtual-hosted addressing needs a DNS-safe bucket name without dots (TLS wildcard certificates). */
@@ -89,18 +111,23 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
     return signingKey.key;
   }
 
-  /** Origin and path of an object. The path is built by hand: URL would resolve `.`/`..` segments, which are valid in keys. */
-  function locate(bucket: string, key: string, reg: string): { base: URL; path: string } {
+  /**
+   * Origin and path of an object (or of the bucket, for `key` undefined). The path is built by hand: URL would
+   * resolve `.`/`..` segments, which are valid in keys.
+   */
+  function locate(bucket: string, key: string | undefined, reg: string): { base: URL; path: string } {
     const base = new URL(options.endpoint ?? `https://s3.${reg}.amazonaws.com`);
     const basePath = base.pathname.replace(/\/+$/, '');
+    const keyPath = key === undefined ? '' : encodeKey(key);
     if (pathStyleFor(bucket, options.forcePathStyle) || isIP(base.hostname.replace(/^\[|\]$/g, '')) !== 0) {
-      return { base, path: `${basePath}/${bucket}/${encodeKey(key)}` };
+      return { base, path: `${basePath}/${bucket}${key === undefined ? '' : `/${keyPath}`}` };
     }
     base.hostname = `${bucket}.${base.hostname}`;
-    return { base, path: `${basePath}/${encodeKey(key)}` };
+    return { base, path: `${basePath}/${keyPath}` };
   }
 
-  async function get(bucket: string, key: string): Promise<SignedGetResult | undefined> {
+  /** A signed GET; its answer whatever the status, or undefined on any failure before one (the SDK then tries). */
+  async function signedGet(bucket: string, key: string | undefined, query: Record<string, string>): Promise<RawAnswer | undefined> {
     let creds: Credentials;
     try {
       region ??= await config.region();
@@ -109,40 +136,31 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
       return undefined;
     }
     const { base: url, path } = locate(bucket, key, region);
+    const queryString = canonicalQuery(query);
     const amzDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
     const day = amzDate.slice(0, 8);
     const headers: Record<string, string> = { host: url.host, 'x-amz-content-sha256': UNSIGNED, 'x-amz-date': amzDate };
     if (creds.sessionToken) headers['x-amz-security-token'] = creds.sessionToken;
     const names = Object.keys(headers).sort();
-    const canonical = `GET\n${path}\n\n${names.map((n) => `${n}:${headers[n]}\n`).join('')}\n${names.join(';')}\n${UNSIGNED}`;
+    const canonical = `GET\n${path}\n${queryString}\n${names.map((n) => `${n}:${headers[n]}\n`).join('')}\n${names.join(';')}\n${UNSIGNED}`;
     const scope = `${day}/${region}/s3/aws4_request`;
     const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
     const signature = createHmac('sha256', keyFor(creds.secretAccessKey, day, region)).update(toSign).digest('hex');
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${creds.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
+    const target = queryString ? `${path}?${queryString}` : path;
 
     if (url.protocol === 'http:') {
-      let answer: Awaited<ReturnType<PlainHttpClient['get']>>;
       try {
-        answer = await plainClientFor(url).get(path, headers);
+        const answer = await plainClientFor(url).get(target, headers);
+        return answer === 'unframed' ? undefined : answer;
       } catch {
         return undefined;
       }
-      if (answer === 'unframed') return undefined;
-      if (answer.status !== 200) {
-        answer.body.destroy();
-        return undefined;
-      }
-      return resultOf(answer.headers, answer.body, answer.length);
     }
     return new Promise((resolve) => {
-      const req = https.request({ protocol: url.protocol, hostname: url.hostname, port: url.port || undefined, path, headers, agent: httpsAgent }, (res) => {
+      const req = https.request({ protocol: url.protocol, hostname: url.hostname, port: url.port || undefined, path: target, headers, agent: httpsAgent }, (res) => {
         clearTimeout(timer);
-        if (res.statusCode !== 200) {
-          res.resume();
-          resolve(undefined);
-          return;
-        }
-        resolve(resultOf(res.headers, pushSourceOf(res), Number(res.headers['content-length'] ?? 0)));
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: pushSourceOf(res), length: Number(res.headers['content-length'] ?? 0) });
       });
       // No answer in seconds: let the SDK try (and fail as it is configured to). A slow body is never cut.
       const timer = setTimeout(() => req.destroy(new Error('no answer')), ANSWER_TIMEOUT_MS);
@@ -154,8 +172,35 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
     });
   }
 
+  async function get(bucket: string, key: string): Promise<SignedGetResult | undefined> {
+    const answer = await signedGet(bucket, key, {});
+    if (!answer) return undefined;
+    if (answer.status !== 200) {
+      answer.body.destroy();
+      return undefined;
+    }
+    return resultOf(answer.headers, answer.body, answer.length);
+  }
+
+  async function list(bucket: string, prefix: string, token: string | undefined): Promise<ListedPage | undefined> {
+    const query: Record<string, string> = { 'list-type': '2', 'max-keys': '1000', prefix };
+    if (token !== undefined) query['continuation-token'] = token;
+    const answer = await signedGet(bucket, undefined, query);
+    if (!answer) return undefined;
+    if (answer.status !== 200) {
+      answer.body.destroy();
+      return undefined;
+    }
+    try {
+      return parseListPage((await readAll(answer.body, answer.length)).toString('utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
   return {
     get,
+    list,
     close() {
       httpsAgent.destroy();
       for (const client of plainClients.values()) client.close();
