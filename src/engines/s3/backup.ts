@@ -12,7 +12,7 @@ import { readAll } from '../../util/push-source.ts';
 import { withRetry } from '../../util/retry.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { compareKeys, keyFilter } from './keys.ts';
-import { headObjectMetadata, listCurrentVersions, listObjects, openObject, type ListedObject, type ObjectMetadata, type OpenedObject, type S3Context } from './objects.ts';
+import { headObjectMetadata, listCurrentVersions, listObjects, openObject, SplitCollector, type ListedObject, type ObjectMetadata, type OpenedObject, type S3Context } from './objects.ts';
 import { createSignedGetter } from './signed-get.ts';
 import { storeSettingsOf, type S3Source } from './source.ts';
 
@@ -157,6 +157,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
   const wanted = keyFilter(o.include, o.exclude);
   const index = writer.openIndex(OBJECTS_INDEX);
   const stats = { objects: 0, bytes: 0, downloaded: { objects: 0, bytes: 0, getRequests: 0 } };
+  let listingSplits: string[] | undefined;
   try {
     if (o.mode === 'versions') {
       const status = await s3.client.send(new GetBucketVersioningCommand({ Bucket: bucket })).catch((err: unknown) => {
@@ -173,6 +174,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
       }
     } else {
       const parent = new ParentCursor(ctx.repo, ctx.parent);
+      const splits = new SplitCollector();
       const large = new Limiter(LARGE_DOWNLOADS);
       const downloads = new Limiter(concurrency);
       const retried = (obj: ListedObject) => () =>
@@ -189,7 +191,8 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
         stats.objects++;
         stats.bytes += entry.size;
       });
-      for await (const obj of listObjects(s3, bucket, prefix)) {
+      for await (const obj of listObjects(s3, bucket, prefix, parentSplits(ctx.parent, prefix))) {
+        splits.add(obj.key);
         if (!wanted(obj.key.slice(prefix.length))) continue;
         const previous = await parent.find(obj.key);
         const unchanged = previous && previous.size === obj.size && previous.etag === obj.etag;
@@ -202,6 +205,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
         await window.push(pending);
       }
       await window.drain();
+      listingSplits = splits.splits;
     }
     const ref = await writer.closeIndex(index);
     log.info(`${stats.objects} objects (${ref.count} indexed); downloaded ${stats.downloaded.objects} objects, ${stats.downloaded.getRequests} GET requests`);
@@ -221,8 +225,17 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
     objects: stats.objects,
     bytes: stats.bytes,
     downloaded: stats.downloaded,
+    // Every ~1,000th key: the next backup lists the ranges between them in parallel (listObjects).
+    ...(listingSplits ? { listingSplits } : {}),
   };
   return { engineDetails: details, externalData: o.mode === 'versions', totals: { items: stats.objects, bytes: stats.bytes } };
+}
+
+/** The parent's split keys for listing, if it listed the same prefix in copy mode (older snapshots have none). */
+function parentSplits(parent: Manifest | undefined, prefix: string): string[] {
+  if (parent?.engineDetails.mode !== 'copy' || parent.engineDetails.prefix !== prefix) return [];
+  const parsed = z.array(z.string()).safeParse(parent.engineDetails.listingSplits);
+  return parsed.success ? parsed.data : [];
 }
 
 /** Listings give milliseconds, HTTP headers whole seconds: compare what both can say. */

@@ -30,6 +30,16 @@ function field(block: string, name: string): string | undefined {
   return decodeXmlText(block.slice(from, close));
 }
 
+const ISO_MILLIS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/** A listed time as Date#toISOString gives it (what the SDK path yields): most servers send that form already. */
+function isoTime(text: string | undefined): string {
+  if (text !== undefined && ISO_MILLIS.test(text)) return text;
+  const time = text === undefined ? 0 : Date.parse(text);
+  if (Number.isNaN(time)) throw new Error(`unreadable LastModified ${text}`);
+  return new Date(time).toISOString();
+}
+
 export function parseListPage(xml: string): ListedPage {
   if (!/<ListBucketResult[\s>]/.test(xml)) throw new Error('not a ListBucketResult');
   if (xml.includes('<![CDATA[')) throw new Error('CDATA in a listing');
@@ -46,9 +56,7 @@ export function parseListPage(xml: string): ListedPage {
     const size = field(block, 'Size');
     const modified = field(block, 'LastModified');
     if (key === undefined || size === undefined || !/^\d+$/.test(size)) throw new Error('a listed object without key or size');
-    const time = modified === undefined ? 0 : Date.parse(modified);
-    if (Number.isNaN(time)) throw new Error(`unreadable LastModified ${modified}`);
-    objects.push({ key, size: Number(size), etag: (field(block, 'ETag') ?? '').replace(/^"|"$/g, ''), lastModified: new Date(time).toISOString() });
+    objects.push({ key, size: Number(size), etag: (field(block, 'ETag') ?? '').replace(/^"|"$/g, ''), lastModified: isoTime(modified) });
   }
   // Markup cannot hide in text ('<' is always escaped there), so these names are found wherever they stand.
   const truncated = field(xml, 'IsTruncated') === 'true';

@@ -32,7 +32,7 @@ export interface SignedGetter {
   /** The object, or undefined when the SDK should handle this request (non-200 answer, network error). */
   get(bucket: string, key: string): Promise<SignedGetResult | undefined>;
   /** One page of ListObjectsV2 (up to 1,000 keys), or undefined when the SDK should ask instead (and map the error). */
-  list(bucket: string, prefix: string, token: string | undefined): Promise<ListedPage | undefined>;
+  list(bucket: string, prefix: string, from: { token?: string | undefined; startAfter?: string | undefined }): Promise<ListedPage | undefined>;
   close(): void;
 }
 
@@ -182,9 +182,10 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
     return resultOf(answer.headers, answer.body, answer.length);
   }
 
-  async function list(bucket: string, prefix: string, token: string | undefined): Promise<ListedPage | undefined> {
+  async function list(bucket: string, prefix: string, from: { token?: string | undefined; startAfter?: string | undefined }): Promise<ListedPage | undefined> {
     const query: Record<string, string> = { 'list-type': '2', 'max-keys': '1000', prefix };
-    if (token !== undefined) query['continuation-token'] = token;
+    if (from.token !== undefined) query['continuation-token'] = from.token;
+    else if (from.startAfter !== undefined) query['start-after'] = from.startAfter;
     const answer = await signedGet(bucket, undefined, query);
     if (!answer) return undefined;
     if (answer.status !== 200) {
