@@ -2,7 +2,8 @@
 //   1. a bucket of 10,000 small objects (1–8 KiB) plus 3 large ones (64 MiB): full `bak backup` (copy mode, local
 //      repository) wall time vs `rclone copy` (Debian package) of the same bucket to a local folder (goal <= 1.0)
 //   2. a second `bak backup` after overwriting 1 % of the small objects: wall time (goal <= 10 % of the full one) and
-//      the GET requests it made (engineDetails.downloaded.getRequests)
+//      the GET requests it made (engineDetails.downloaded.getRequests); for scale, rclone's own incremental (the same
+//      copy again into its folder) and a bare `rclone lsf -R` listing, the floor of any incremental
 //   3. peak RSS (GNU time %M) of a backup of 10,000 and of 100,000 tiny objects (goal < 200 MB, flat as keys grow)
 // and prints a table of the figures against the issue's goals. Cleans up its buckets and folders (unless --keep).
 //
@@ -133,10 +134,12 @@ async function main(): Promise<void> {
     let repo = '';
     let full: Run | undefined;
     let copied = { files: 0, bytes: 0 };
+    let lastDest = '';
     for (let round = 1; round <= ROUNDS; round++) {
       const dest = path.join(tmpRoot, `rclone-${round}`);
       console.error(`[bench] round ${round}/${ROUNDS}: rclone copy --transfers ${CONCURRENCY} --checkers ${CONCURRENCY} …`);
       const rc = await run('rclone', ['copy', `bakbench:${bucketName}`, dest, '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY)], rcloneEnv);
+      lastDest = dest;
       times.rclone.push(rc.seconds);
       rss.rclone = Math.max(rss.rclone, rc.maxRss);
       copied = await dirStats(dest);
@@ -164,6 +167,11 @@ async function main(): Promise<void> {
       s3.send(new PutObjectCommand({ Bucket: bucketName, Key: smallKey(i), Body: randomBytes(randomInt(1024, 8 * 1024 + 1)) })),
     );
     const second = await backup(repo, `s3://${bucketName}`);
+    // For scale: rclone's own incremental (the same copy again, into the folder it filled) and a bare listing of
+    // the bucket, the floor of any incremental here (a snapshot must list every key to find what changed).
+    console.error('[bench] rclone copy again (incremental) and rclone lsf (listing only) …');
+    const rcloneAgain = await run('rclone', ['copy', `bakbench:${bucketName}`, lastDest, '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY)], rcloneEnv);
+    const rcloneList = await run('rclone', ['lsf', '-R', `bakbench:${bucketName}`], rcloneEnv);
     const secondManifest = JSON.parse(second.stdout) as Manifest;
     const secondDetails = details(second);
     const firstId = (JSON.parse(full!.stdout) as Manifest).id;
@@ -217,6 +225,8 @@ async function main(): Promise<void> {
       ['  GET requests', '', String(fullDetails.downloaded.getRequests), '', '', ''],
       ['  peak RSS (MB)', (rss.rclone / MB).toFixed(0), (rss.bakFull / MB).toFixed(0), '', '', ''],
       [`second backup after changing ${changedCount} objects (s)`, '', second.seconds.toFixed(2), `${(incr * 100).toFixed(1)} %`, '<= 10 % of full', mark(incr <= 0.1)],
+      ['  vs rclone copy again into its folder (s)', rcloneAgain.seconds.toFixed(2), second.seconds.toFixed(2), (second.seconds / rcloneAgain.seconds).toFixed(3), '', ''],
+      ['  vs rclone lsf -R, listing only (s)', rcloneList.seconds.toFixed(2), second.seconds.toFixed(2), (second.seconds / rcloneList.seconds).toFixed(3), '', ''],
       ['  GET requests', '', String(secondDetails.downloaded.getRequests), '', `~${changedCount}`, ''],
       ['  objects / bytes downloaded', '', `${secondDetails.downloaded.objects} / ${(secondDetails.downloaded.bytes / 1024).toFixed(0)} KiB`, '', '', ''],
       ['  peak RSS (MB)', '', (second.maxRss / MB).toFixed(0), '', '', ''],
