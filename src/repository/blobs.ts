@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { MismatchError } from '../errors.ts';
 import { StorageError, type ObjectStore } from '../storage/object-store.ts';
 import { ChunkBufferPool, Chunker, chunkStream, type ByteSource, type ChunkingParams } from '../util/chunker.ts';
-import { compress, decompress, type Compression } from '../util/compress.ts';
+import { compressToParts, decompress, type Compression } from '../util/compress.ts';
 import { TaskPool } from '../util/concurrency.ts';
 import { sha256Hex } from '../util/hash.ts';
 import type { PushSource } from '../util/push-source.ts';
@@ -106,7 +106,7 @@ export class BlobStore {
     }
     const stored = await this.encode(data);
     // A lost race with another writer of the same content is fine: the blob there has the same bytes.
-    await withRetry(() => this.store.put(key, stored, { ifAbsent: true }), { retryable: isTransient });
+    await withRetry(() => this.store.put(key, stored.parts, { ifAbsent: true }), { retryable: isTransient });
     this.stats.blobsWritten++;
     this.stats.bytesWritten += stored.length;
     return { id, size: data.length, stored: stored.length };
@@ -121,7 +121,7 @@ export class BlobStore {
     const id = sha256Hex(data);
     const key = blobKey(id);
     const stored = await this.encode(data);
-    const { created } = await withRetry(() => this.store.put(key, stored, { ifAbsent: true }), { retryable: isTransient });
+    const { created } = await withRetry(() => this.store.put(key, stored.parts, { ifAbsent: true }), { retryable: isTransient });
     if (!created) {
       const existing = await withRetry(() => this.store.head(key), { retryable: isTransient });
       this.stats.blobsReused++;
@@ -133,8 +133,12 @@ export class BlobStore {
     return { id, size: data.length, stored: stored.length };
   }
 
-  private encode(data: Buffer): Promise<Buffer> {
-    return compress(data, this.compression);
+  /** The blob as stored: its pieces (see compressToParts) and their total length. */
+  private async encode(data: Buffer): Promise<{ parts: Buffer[]; length: number }> {
+    const parts = await compressToParts(data, this.compression);
+    let length = 0;
+    for (const part of parts) length += part.length;
+    return { parts, length };
   }
 
   /** Reads a blob, decompresses it and checks it against its name; corruption is an error, never silent. */
@@ -171,9 +175,10 @@ export class BlobStore {
   /**
    * `writeStream` for content pushed in reused pieces (a socket's read buffer): each piece is chunked and copied
    * into a pooled chunk buffer inside the source's callback, and the source is paused while a chunk waits for a
-   * store slot, so nothing is allocated per read and memory stays at the chunks in flight.
+   * store slot, so nothing is allocated per read and memory stays at the chunks in flight: at most
+   * `concurrency` (default: the store's), which a caller with several such writes at once divides among them.
    */
-  async writePushed(source: PushSource): Promise<StreamedContent> {
+  async writePushed(source: PushSource, concurrency = this.concurrency): Promise<StreamedContent> {
     const chunker = new Chunker(this.chunking, this.chunkBuffers);
     const ready: HashedChunk[] = [];
     let paused = false;
@@ -218,7 +223,7 @@ export class BlobStore {
       }
     }
     try {
-      return await this.writeChunks(chunks());
+      return await this.writeChunks(chunks(), concurrency);
     } catch (err) {
       source.destroy();
       for (const chunk of ready.splice(0)) chunk.release();
@@ -230,8 +235,8 @@ export class BlobStore {
    * Stores content already cut into chunks and hashed (in order), with bounded concurrency; each chunk's
    * `release` is called once it is stored or failed. Memory: the chunks in flight, at most `concurrency`.
    */
-  async writeChunks(chunks: AsyncIterable<HashedChunk>): Promise<StreamedContent> {
-    const pool = new TaskPool(this.concurrency);
+  async writeChunks(chunks: AsyncIterable<HashedChunk>, concurrency = this.concurrency): Promise<StreamedContent> {
+    const pool = new TaskPool(concurrency);
     const blobs: BlobRef[] = [];
     let size = 0;
     for await (const chunk of chunks) {

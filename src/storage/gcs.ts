@@ -10,6 +10,8 @@ import {
   type ObjectInfo,
   type ObjectStore,
   type PutOptions,
+  joinedBody,
+  type PutBody,
 } from './object-store.ts';
 import type { StoreSettings } from './open.ts';
 
@@ -59,7 +61,8 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Buffer | Readable, options: PutOptions = {}): Promise<{ created: boolean }> {
+  async put(key: string, put: PutBody, options: PutOptions = {}): Promise<{ created: boolean }> {
+    const body = joinedBody(put);
     const file = this.bucket.file(this.nameOf(key));
     // Generation 0 means "no live object": the server makes the create-only check atomically.
     const preconditionOpts = options.ifAbsent ? { ifGenerationMatch: 0 } : {};

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, StorageError, type ObjectInfo, type ObjectStore, type PutOptions } from './object-store.ts';
+import { assertValidKey, joinedBody, StorageError, type ObjectInfo, type ObjectStore, type PutBody, type PutOptions } from './object-store.ts';
 
 /** Temporary files live beside the data so that the final link/rename never crosses a filesystem. */
 const TMP_DIR = '.tmp';
@@ -49,7 +49,7 @@ export class LocalStore implements ObjectStore {
     });
   }
 
-  async put(key: string, body: Buffer | Readable, options: PutOptions = {}): Promise<{ created: boolean }> {
+  async put(key: string, body: PutBody, options: PutOptions = {}): Promise<{ created: boolean }> {
     const target = this.pathOf(key);
     const tmpDir = path.join(this.root, TMP_DIR);
     // Never create the root itself: a missing root is an unmounted disk or a typo, not a place to fill.
@@ -61,14 +61,16 @@ export class LocalStore implements ObjectStore {
       throw mapFsError(err, this.root);
     });
     const tmp = path.join(tmpDir, `${tempPrefix}-${++tempCounter}.part`);
-    if (Buffer.isBuffer(body) && body.length <= SYNC_WRITE_MAX) {
+    const inMemory = Buffer.isBuffer(body) || Array.isArray(body);
+    if (inMemory && lengthOf(body) <= SYNC_WRITE_MAX) {
       await this.ensureDir(path.dirname(target)).catch((err) => {
         throw mapFsError(err, key);
       });
-      return this.putSmallSync(key, tmp, target, body, options);
+      return this.putSmallSync(key, tmp, target, joinedBody(body), options);
     }
     try {
-      if (Buffer.isBuffer(body)) await fs.writeFile(tmp, body, { flag: 'wx' });
+      // writeFile takes the pieces as they are (an iterable), so stored-as-is content is never copied to be written.
+      if (inMemory) await fs.writeFile(tmp, body, { flag: 'wx' });
       else await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
       await this.ensureDir(path.dirname(target));
       if (options.ifAbsent) {
@@ -194,6 +196,13 @@ export class LocalStore implements ObjectStore {
       throw mapFsError(err, key);
     });
   }
+}
+
+function lengthOf(body: Buffer | readonly Buffer[]): number {
+  if (Buffer.isBuffer(body)) return body.length;
+  let n = 0;
+  for (const piece of body) n += piece.length;
+  return n;
 }
 
 function mapFsError(err: unknown, what: string): StorageError {

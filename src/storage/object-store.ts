@@ -15,6 +15,20 @@ export interface PutOptions {
   contentLength?: number;
 }
 
+/** A body to store: bytes in memory (one buffer, or pieces stored one after the other), or a stream. */
+export type PutBody = Buffer | readonly Buffer[] | Readable;
+
+/** A body's pieces as one buffer, for backends that need one (a network request copies anyway). */
+export function joinedBody(body: Buffer | readonly Buffer[]): Buffer;
+export function joinedBody(body: PutBody): Buffer | Readable;
+export function joinedBody(body: PutBody): Buffer | Readable {
+  return isPieces(body) ? Buffer.concat(body) : body;
+}
+
+function isPieces(body: PutBody): body is readonly Buffer[] {
+  return Array.isArray(body);
+}
+
 /**
  * The small contract every backend (local folder, S3, GCS) implements. Keys are relative,
  * `/`-separated, never starting with `/`; the backend maps them under its own root or prefix.
@@ -25,7 +39,7 @@ export interface ObjectStore {
   readonly description: string;
   /** True when `ifAbsent` is enforced atomically by the backend rather than by a check-then-write. */
   readonly atomicCreateOnly: boolean;
-  put(key: string, body: Buffer | Readable, options?: PutOptions): Promise<{ created: boolean }>;
+  put(key: string, body: PutBody, options?: PutOptions): Promise<{ created: boolean }>;
   /** Streams the object; throws StorageError('not-found') if it does not exist. */
   get(key: string): Promise<Readable>;
   getBuffer(key: string): Promise<Buffer>;

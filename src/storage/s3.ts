@@ -18,6 +18,8 @@ import {
   type ObjectInfo,
   type ObjectStore,
   type PutOptions,
+  joinedBody,
+  type PutBody,
 } from './object-store.ts';
 import type { StoreSettings } from './open.ts';
 
@@ -86,7 +88,8 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Buffer | Readable, options: PutOptions = {}): Promise<{ created: boolean }> {
+  async put(key: string, put: PutBody, options: PutOptions = {}): Promise<{ created: boolean }> {
+    const body = joinedBody(put);
     const Key = this.keyOf(key);
     const params = {
       Bucket: this.bucket,

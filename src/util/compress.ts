@@ -115,23 +115,29 @@ export function looksIncompressible(data: Uint8Array): boolean {
 }
 
 /**
- * Encodes a blob. zstd and gzip store content that looks incompressible (looksIncompressible) or did not shrink
- * as-is instead: the reader knows each form by its first bytes.
+ * Encodes a blob, as the pieces to store one after the other. zstd and gzip store content that looks
+ * incompressible (looksIncompressible) or did not shrink as-is instead: [RAW_TAG, data], the content itself
+ * rather than a copy (a copy per chunk of a large random object was most of a backup's memory outside V8's
+ * heap). The reader knows each form by its first bytes.
  */
-export async function compress(data: Buffer, method: Compression): Promise<Buffer> {
-  if (method !== 'none' && looksIncompressible(data)) return Buffer.concat([RAW_TAG, data]);
+export async function compressToParts(data: Buffer, method: Compression): Promise<Buffer[]> {
+  if (method === 'none' || looksIncompressible(data)) return [RAW_TAG, data];
   const stored = await encode(data, method);
-  return stored.length > data.length && method !== 'none' ? Buffer.concat([RAW_TAG, data]) : stored;
+  return stored.length > data.length ? [RAW_TAG, data] : [stored];
 }
 
-async function encode(data: Buffer, method: Compression): Promise<Buffer> {
+/** compressToParts as one buffer. */
+export async function compress(data: Buffer, method: Compression): Promise<Buffer> {
+  const parts = await compressToParts(data, method);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+async function encode(data: Buffer, method: Exclude<Compression, 'none'>): Promise<Buffer> {
   switch (method) {
     case 'zstd':
       return zstdCompressFrame(data);
     case 'gzip':
       return data.length <= SYNC_GZIP_MAX ? zlib.gzipSync(data, { level: 6 }) : gzip(data, { level: 6, chunkSize: compressedPiece(data.length) });
-    case 'none':
-      return Buffer.concat([RAW_TAG, data]);
   }
 }
 

@@ -82,6 +82,17 @@ export function objectStoreContract(name: string, backend: ContractBackend): voi
       expect(Math.abs(info!.modified.getTime() - Date.now())).toBeLessThan(10 * 60_000);
     });
 
+    it('stores pieces (small and large, create-only) as their concatenation', async () => {
+      for (const [name, pieces] of [
+        ['small', [Buffer.from([0]), randomBytes(3000)]],
+        ['large', [Buffer.from([0]), randomBytes(300_000), randomBytes(5)]],
+      ] as const) {
+        expect(await store.put(`pieces/${name}`, pieces, { ifAbsent: true })).toEqual({ created: true });
+        expect((await store.getBuffer(`pieces/${name}`)).equals(Buffer.concat(pieces)), name).toBe(true);
+        expect(await store.put(`pieces/${name}`, [Buffer.from('other')], { ifAbsent: true })).toEqual({ created: false });
+      }
+    });
+
     it('round-trips a stream larger than one 8 MiB part', async () => {
       const chunks = Array.from({ length: 9 }, () => randomBytes(MiB));
       chunks.push(randomBytes(12_345));
