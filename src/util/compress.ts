@@ -45,7 +45,8 @@ const idleZstd: zlib.ZstdCompress[] = [];
 const MAX_IDLE_ZSTD = 16;
 const ZSTD_STREAM_PIECE = 256 * 1024;
 
-async function zstdCompressFrame(data: Buffer): Promise<Buffer> {
+/** One zstd frame, as the stream's output pieces (joined only by whoever needs one buffer). */
+async function zstdCompressFrame(data: Buffer): Promise<Buffer[]> {
   const stream = idleZstd.pop() ?? zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL }, chunkSize: ZSTD_STREAM_PIECE });
   const parts: Buffer[] = [];
   const onData = (piece: Buffer) => parts.push(piece);
@@ -67,7 +68,7 @@ async function zstdCompressFrame(data: Buffer): Promise<Buffer> {
   }
   if (idleZstd.length < MAX_IDLE_ZSTD) idleZstd.push(stream);
   else stream.close();
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  return parts;
 }
 
 // gzip pieces up to this size compress on the calling thread: a one-shot async gzip sets up a stream and makes a
@@ -123,7 +124,9 @@ export function looksIncompressible(data: Uint8Array): boolean {
 export async function compressToParts(data: Buffer, method: Compression): Promise<Buffer[]> {
   if (method === 'none' || looksIncompressible(data)) return [RAW_TAG, data];
   const stored = await encode(data, method);
-  return stored.length > data.length ? [RAW_TAG, data] : [stored];
+  let length = 0;
+  for (const piece of stored) length += piece.length;
+  return length > data.length ? [RAW_TAG, data] : stored;
 }
 
 /** compressToParts as one buffer. */
@@ -132,12 +135,12 @@ export async function compress(data: Buffer, method: Compression): Promise<Buffe
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
-async function encode(data: Buffer, method: Exclude<Compression, 'none'>): Promise<Buffer> {
+async function encode(data: Buffer, method: Exclude<Compression, 'none'>): Promise<Buffer[]> {
   switch (method) {
     case 'zstd':
       return zstdCompressFrame(data);
     case 'gzip':
-      return data.length <= SYNC_GZIP_MAX ? zlib.gzipSync(data, { level: 6 }) : gzip(data, { level: 6, chunkSize: compressedPiece(data.length) });
+      return [data.length <= SYNC_GZIP_MAX ? zlib.gzipSync(data, { level: 6 }) : await gzip(data, { level: 6, chunkSize: compressedPiece(data.length) })];
   }
 }
 
