@@ -4,20 +4,24 @@
 //   2. a second `bak backup` after overwriting 1 % of the small objects: wall time (goal <= 10 % of the full one) and
 //      the GET requests it made (engineDetails.downloaded.getRequests); for scale, rclone's own incremental (the same
 //      copy again into its folder) and a bare `rclone lsf -R` listing, the floor of any incremental
-//   3. peak RSS (GNU time %M) of a backup of 10,000 and of 100,000 tiny objects (goal < 200 MB, flat as keys grow)
+//   3. peak RSS (GNU time %M) of a backup of 10,000 and of 100,000 tiny objects (goal < 200 MB, flat as keys grow),
+//      and the RSS through the 100,000-key run (sampled from /proc), which tells growth with keys from a warm-up
 // and prints a table of the figures against the issue's goals. Cleans up its buckets and folders (unless --keep).
 //
-// Usage: node bench/s3.ts [--small N] [--large N] [--large-mib N] [--keys N] [--concurrency N] [--rounds N] [--keep]
+// Usage: node bench/s3.ts [--small N] [--large N] [--large-mib N] [--keys N] [--concurrency N] [--rounds N] [--dir D] [--keep]
 //   --small        small objects in the main bucket (default 10000)
 //   --large        large objects (default 3), of --large-mib MiB each (default 64)
 //   --keys         keys of the tiny-object bucket for the memory figure (default 100000; 10 % of them are backed up
 //                  alone for the smaller figure)
 //   --concurrency  bak --concurrency and rclone --transfers/--checkers (default 8)
-//   --rounds       repeat the full rclone/bak pair and report medians (default 1)
+//   --rounds       repeat the full rclone/bak pair, taking turns to go first, and report medians (default 3)
+//   --dir          where the copies and repositories go (default the system temp folder). /dev/shm takes the disk
+//                  out of the comparison: on this ext4, creating files within minutes of deleting thousands costs
+//                  seconds of kernel time (recently_deleted), to whichever tool runs then
 //   --keep         keep buckets, repository and folders (printed) instead of deleting them
 // Needs the MinIO test server (bash scripts/servers/start.sh minio) and rclone (apt-get install -y rclone).
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,8 +40,9 @@ const { values: flags } = parseArgs({
     'large-mib': { type: 'string', default: '64' },
     keys: { type: 'string', default: '100000' },
     concurrency: { type: 'string', default: '8' },
-    rounds: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '3' },
     keep: { type: 'boolean', default: false },
+    dir: { type: 'string', default: tmpdir() },
   },
 });
 const SMALL = Number(flags.small);
@@ -47,7 +52,7 @@ const KEYS = Number(flags.keys);
 const CONCURRENCY = Number(flags.concurrency);
 const ROUNDS = Number(flags.rounds);
 if (![SMALL, LARGE_MIB, KEYS, CONCURRENCY, ROUNDS].every((n) => Number.isInteger(n) && n > 0) || !Number.isInteger(LARGE) || LARGE < 0) {
-  throw new Error('usage: node bench/s3.ts [--small N] [--large N] [--large-mib N] [--keys N] [--concurrency N] [--rounds N] [--keep]');
+  throw new Error('usage: node bench/s3.ts [--small N] [--large N] [--large-mib N] [--keys N] [--concurrency N] [--rounds N] [--dir D] [--keep]');
 }
 const SMALL_KEYS = Math.max(1, Math.round(KEYS / 10));
 
@@ -57,13 +62,50 @@ const PUT_CONCURRENCY = 32;
 
 type Run = RunResult & { maxRss: number };
 
-const tmpRoot = await mkdtemp(path.join(tmpdir(), 'bak-bench-s3-'));
+const tmpRoot = await mkdtemp(path.join(flags.dir, 'bak-bench-s3-'));
 
 /** Runs a command under /usr/bin/time (peak RSS), timing it. Throws on a non-zero exit. */
-async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const out = await runCommand(cmd, args, { env: { ...process.env, BAK_CONFIG: '', BAK_REPOSITORY: '', ...env }, rss: true });
+async function run(cmd: string, args: string[], env: Record<string, string> = {}, sampler?: RssSampler): Promise<Run> {
+  const out = await runCommand(cmd, args, { env: { ...process.env, BAK_CONFIG: '', BAK_REPOSITORY: '', ...env }, rss: true, onSpawn: (pid) => sampler?.start(pid) });
+  sampler?.stop();
   if (out.code !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${out.code} after ${out.seconds.toFixed(1)} s\n${out.stderr.slice(-4000)}`);
   return { ...out, maxRss: out.maxRss ?? 0 };
+}
+
+/**
+ * RSS of a run over time (every 250 ms), to tell memory that grows with keys from a warm-up: the command is the
+ * child of /usr/bin/time, found through /proc.
+ */
+class RssSampler {
+  private readonly samples: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  start(timePid: number): void {
+    this.timer = setInterval(() => {
+      void this.sample(timePid);
+    }, 250);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async sample(timePid: number): Promise<void> {
+    try {
+      const child = (await readFile(`/proc/${timePid}/task/${timePid}/children`, 'utf8')).trim().split(/\s+/)[0];
+      if (!child) return;
+      const kb = /VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${child}/status`, 'utf8'))?.[1];
+      if (kb) this.samples.push(Number(kb) * 1024);
+    } catch {
+      // the process has just ended
+    }
+  }
+
+  /** The highest RSS seen up to 1/4, 1/2, 3/4 of the run and overall. */
+  quarters(): number[] {
+    const n = this.samples.length;
+    return [0.25, 0.5, 0.75, 1].map((q) => Math.max(0, ...this.samples.slice(0, Math.max(1, Math.ceil(n * q)))));
+  }
 }
 
 async function dirStats(dir: string): Promise<{ files: number; bytes: number }> {
@@ -101,7 +143,8 @@ async function main(): Promise<void> {
   const tiny = uniqueName('bak-bench-s3keys');
   const buckets: string[] = [];
   const bak = (repo: string, args: string[]) => run(BAK_BIN, ['--repo', repo, '--quiet', '--concurrency', String(CONCURRENCY), ...args], env);
-  const backup = (repo: string, uri: string) => bak(repo, ['backup', uri, ...s3Flags(minio.endpoint), '--json']);
+  const backup = (repo: string, uri: string, sampler?: RssSampler) =>
+    run(BAK_BIN, ['--repo', repo, '--quiet', '--concurrency', String(CONCURRENCY), 'backup', uri, ...s3Flags(minio.endpoint), '--json'], env, sampler);
   const details = (r: Run) => (JSON.parse(r.stdout) as Manifest).engineDetails as {
     objects: number;
     bytes: number;
@@ -139,32 +182,46 @@ async function main(): Promise<void> {
     const rcloneVersion = (await run('rclone', ['version'], rcloneEnv)).stdout.split('\n')[0];
     const times = { rclone: [] as number[], bak: [] as number[] };
     const rss = { rclone: 0, bakFull: 0 };
+    const cpuTimes = { rclone: [] as number[], bak: [] as number[] };
     let repo = '';
     let full: Run | undefined;
     let copied = { files: 0, bytes: 0 };
     let lastDest = '';
-    for (let round = 1; round <= ROUNDS; round++) {
+    const runRclone = async (round: number) => {
       const dest = path.join(tmpRoot, `rclone-${round}`);
       console.error(`[bench] round ${round}/${ROUNDS}: rclone copy --transfers ${CONCURRENCY} --checkers ${CONCURRENCY} …`);
       await settle();
       const rc = await run('rclone', ['copy', `bakbench:${bucketName}`, dest, '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY)], rcloneEnv);
       lastDest = dest;
       times.rclone.push(rc.seconds);
+      cpuTimes.rclone.push(rc.cpuSeconds ?? 0);
       rss.rclone = Math.max(rss.rclone, rc.maxRss);
       copied = await dirStats(dest);
       if (copied.files !== SMALL + LARGE) throw new Error(`rclone copied ${copied.files} files, expected ${SMALL + LARGE}`);
-
-      // Copies and repositories stay until the end: creating files right after deleting thousands costs ext4
-      // seconds of kernel time (recently_deleted), which a delete here would charge to whichever run came next.
+    };
+    const runBak = async (round: number) => {
       repo = path.join(tmpRoot, `repo-${round}`);
       await bak(repo, ['init']);
       console.error(`[bench] round ${round}/${ROUNDS}: bak backup (copy mode, --concurrency ${CONCURRENCY}) …`);
       await settle();
       full = await backup(repo, `s3://${bucketName}`);
       times.bak.push(full.seconds);
+      cpuTimes.bak.push(full.cpuSeconds ?? 0);
       rss.bakFull = Math.max(rss.bakFull, full.maxRss);
       const d = details(full);
       if (d.objects !== SMALL + LARGE) throw new Error(`bak recorded ${d.objects} objects, expected ${SMALL + LARGE}`);
+    };
+    // Copies and repositories stay until the end: creating files on ext4 within minutes of deleting thousands costs
+    // seconds of kernel time (recently_deleted), which a delete here would charge to whichever run came next. For
+    // what remains (the fill, a previous bench's clean-up), the two take turns going first, and medians are reported.
+    for (let round = 1; round <= ROUNDS; round++) {
+      if (round % 2 === 1) {
+        await runRclone(round);
+        await runBak(round);
+      } else {
+        await runBak(round);
+        await runRclone(round);
+      }
     }
     const fullDetails = details(full!);
 
@@ -208,6 +265,7 @@ async function main(): Promise<void> {
     );
     console.error(`[bench] filled in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     const keyRuns: Array<{ keys: number; run: Run }> = [];
+    let rssCurve: number[] = [];
     for (const [keys, uri] of [
       [SMALL_KEYS, `s3://${tiny}/a`],
       [KEYS, `s3://${tiny}`],
@@ -215,7 +273,9 @@ async function main(): Promise<void> {
       const keyRepo = path.join(tmpRoot, `repo-keys-${keys}`);
       await bak(keyRepo, ['init']);
       console.error(`[bench] bak backup of ${keys} tiny objects …`);
-      const r = await backup(keyRepo, uri);
+      const sampler = new RssSampler();
+      const r = await backup(keyRepo, uri, sampler);
+      rssCurve = sampler.quarters();
       if (details(r).objects !== keys) throw new Error(`bak recorded ${details(r).objects} objects, expected ${keys}`);
       keyRuns.push({ keys, run: r });
       if (!flags.keep) await rm(keyRepo, { recursive: true, force: true });
@@ -225,6 +285,7 @@ async function main(): Promise<void> {
     const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
     const tRclone = median(times.rclone);
     const tBak = median(times.bak);
+    const cpu = { rclone: median(cpuTimes.rclone), bak: median(cpuTimes.bak) };
     const ratio = tBak / tRclone;
     const incr = second.seconds / tBak;
     const [k10, k100] = keyRuns as [{ keys: number; run: Run }, { keys: number; run: Run }];
@@ -235,6 +296,7 @@ async function main(): Promise<void> {
       ['  throughput (MiB/s)', (copied.bytes / MiB / tRclone).toFixed(1), (fullDetails.bytes / MiB / tBak).toFixed(1), '', '', ''],
       ['  objects/s', ((SMALL + LARGE) / tRclone).toFixed(0), ((SMALL + LARGE) / tBak).toFixed(0), '', '', ''],
       ['  GET requests', '', String(fullDetails.downloaded.getRequests), '', '', ''],
+      ['  CPU s (process, user + system)', cpu.rclone.toFixed(2), cpu.bak.toFixed(2), (cpu.bak / cpu.rclone).toFixed(3), '', ''],
       ['  peak RSS (MB)', (rss.rclone / MB).toFixed(0), (rss.bakFull / MB).toFixed(0), '', '', ''],
       [`second backup after changing ${changedCount} objects (s)`, '', second.seconds.toFixed(2), `${(incr * 100).toFixed(1)} %`, '<= 10 % of full', mark(incr <= 0.1)],
       ['  vs rclone copy again into its folder (s)', rcloneAgain.seconds.toFixed(2), second.seconds.toFixed(2), (second.seconds / rcloneAgain.seconds).toFixed(3), '', ''],
@@ -245,6 +307,14 @@ async function main(): Promise<void> {
       [`peak RSS, ${k10.keys} tiny objects (MB)`, '', (k10.run.maxRss / MB).toFixed(0), '', '< 200', mark(k10.run.maxRss < 200 * MB)],
       [`peak RSS, ${k100.keys} tiny objects (MB)`, '', (k100.run.maxRss / MB).toFixed(0), `×${growth.toFixed(2)}`, '< 200, flat (×<=1.25)', mark(k100.run.maxRss < 200 * MB && growth <= 1.25)],
       [`  wall time ${k10.keys} / ${k100.keys} keys (s)`, '', `${k10.run.seconds.toFixed(1)} / ${k100.run.seconds.toFixed(1)}`, '', '', ''],
+      [
+        `  RSS through the ${k100.keys}-key run, peak by 1/4, 1/2, 3/4, end (MB)`,
+        '',
+        rssCurve.map((b) => (b / MB).toFixed(0)).join(' / '),
+        `×${(rssCurve[3]! / rssCurve[1]!).toFixed(2)}`,
+        'second half ×<=1.10',
+        mark(rssCurve[3]! <= 1.1 * rssCurve[1]!),
+      ],
     ];
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
     console.log(`\nS3 engine benchmark on MinIO (${minio.endpoint}), --concurrency ${CONCURRENCY}, ${ROUNDS} round(s)${ROUNDS > 1 ? ' (medians)' : ''}; ${rcloneVersion}`);

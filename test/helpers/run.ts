@@ -22,6 +22,8 @@ export interface RunOptions {
   input?: string;
   /** Run under /usr/bin/time to measure peak RSS and CPU time. */
   rss?: boolean;
+  /** Called with the child's pid once it is spawned (with `rss`, the pid of /usr/bin/time, whose child is the command). */
+  onSpawn?: (pid: number) => void;
 }
 
 /** Runs a command to completion, collecting its output and wall time: the one child-process runner of tests and benchmarks. */
@@ -38,6 +40,7 @@ export async function runCommand(cmd: string, args: string[], options: RunOption
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     child.stdin.end(options.input ?? '');
   });
   const out: RunResult = { ...result, seconds: (performance.now() - started) / 1000 };
