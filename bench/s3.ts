@@ -142,9 +142,8 @@ async function main(): Promise<void> {
   const bucketName = uniqueName('bak-bench-s3');
   const tiny = uniqueName('bak-bench-s3keys');
   const buckets: string[] = [];
-  const bak = (repo: string, args: string[]) => run(BAK_BIN, ['--repo', repo, '--quiet', '--concurrency', String(CONCURRENCY), ...args], env);
-  const backup = (repo: string, uri: string, sampler?: RssSampler) =>
-    run(BAK_BIN, ['--repo', repo, '--quiet', '--concurrency', String(CONCURRENCY), 'backup', uri, ...s3Flags(minio.endpoint), '--json'], env, sampler);
+  const bak = (repo: string, args: string[], sampler?: RssSampler) => run(BAK_BIN, ['--repo', repo, '--quiet', '--concurrency', String(CONCURRENCY), ...args], env, sampler);
+  const backup = (repo: string, uri: string, sampler?: RssSampler) => bak(repo, ['backup', uri, ...s3Flags(minio.endpoint), '--json'], sampler);
   const details = (r: Run) => (JSON.parse(r.stdout) as Manifest).engineDetails as {
     objects: number;
     bytes: number;

@@ -134,11 +134,8 @@ export class BlobStore {
   }
 
   /** The blob as stored: its pieces (see compressToParts) and their total length. */
-  private async encode(data: Buffer): Promise<{ parts: Buffer[]; length: number }> {
-    const parts = await compressToParts(data, this.compression);
-    let length = 0;
-    for (const part of parts) length += part.length;
-    return { parts, length };
+  private encode(data: Buffer): Promise<{ parts: Buffer[]; length: number }> {
+    return compressToParts(data, this.compression);
   }
 
   /** Reads a blob, decompresses it and checks it against its name; corruption is an error, never silent. */

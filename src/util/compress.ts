@@ -116,23 +116,24 @@ export function looksIncompressible(data: Uint8Array): boolean {
 }
 
 /**
- * Encodes a blob, as the pieces to store one after the other. zstd and gzip store content that looks
- * incompressible (looksIncompressible) or did not shrink as-is instead: [RAW_TAG, data], the content itself
- * rather than a copy (a copy per chunk of a large random object was most of a backup's memory outside V8's
- * heap). The reader knows each form by its first bytes.
+ * Encodes a blob, as the pieces to store one after the other, and their total length. zstd and gzip store
+ * content that looks incompressible (looksIncompressible) or did not shrink as-is instead: [RAW_TAG, data],
+ * the content itself rather than a copy (a copy per chunk of a large random object was most of a backup's
+ * memory outside V8's heap). The reader knows each form by its first bytes.
  */
-export async function compressToParts(data: Buffer, method: Compression): Promise<Buffer[]> {
-  if (method === 'none' || looksIncompressible(data)) return [RAW_TAG, data];
-  const stored = await encode(data, method);
+export async function compressToParts(data: Buffer, method: Compression): Promise<{ parts: Buffer[]; length: number }> {
+  const raw = { parts: [RAW_TAG, data], length: data.length + RAW_TAG.length };
+  if (method === 'none' || looksIncompressible(data)) return raw;
+  const parts = await encode(data, method);
   let length = 0;
-  for (const piece of stored) length += piece.length;
-  return length > data.length ? [RAW_TAG, data] : stored;
+  for (const piece of parts) length += piece.length;
+  return length > data.length ? raw : { parts, length };
 }
 
 /** compressToParts as one buffer. */
 export async function compress(data: Buffer, method: Compression): Promise<Buffer> {
-  const parts = await compressToParts(data, method);
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  const { parts, length } = await compressToParts(data, method);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
 }
 
 async function encode(data: Buffer, method: Exclude<Compression, 'none'>): Promise<Buffer[]> {

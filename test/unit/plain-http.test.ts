@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PlainHttpClient, parseHead } from '../../src/engines/s3/plain-http.ts';
+import { PlainHttpClient, parseHead, type PlainResponse } from '../../src/engines/s3/plain-http.ts';
 import { StorageError } from '../../src/storage/object-store.ts';
 import { readAll } from '../../src/util/push-source.ts';
 
@@ -56,9 +56,15 @@ async function setUp(reply: Reply, options: { maxSockets?: number; answerTimeout
   return { server, client };
 }
 
-async function getBody(client: PlainHttpClient, path: string): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+/** A GET whose answer must be framed (Content-Length). */
+async function framedGet(client: PlainHttpClient, path: string): Promise<PlainResponse> {
   const answer = await client.get(path, { host: 'h' });
   if (answer === 'unframed') throw new Error('unframed');
+  return answer;
+}
+
+async function getBody(client: PlainHttpClient, path: string): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+  const answer = await framedGet(client, path);
   return { status: answer.status, headers: answer.headers, body: await readAll(answer.body, answer.length) };
 }
 
@@ -89,8 +95,7 @@ describe('plain HTTP GET client', () => {
   it('pauses the socket while the consumer says so, and loses no byte when resumed', async () => {
     const body = randomBytes(2 * 1024 * 1024);
     const { client } = await setUp((socket) => socket.write(ok(body)));
-    const answer = await client.get('/x', { host: 'h' });
-    if (answer === 'unframed') throw new Error('unframed');
+    const answer = await framedGet(client, '/x');
     const pieces: Buffer[] = [];
     let pauses = 0;
     await answer.body.pipe((piece) => {
@@ -129,8 +134,7 @@ describe('plain HTTP GET client', () => {
       socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n');
       socket.write(randomBytes(1000), () => socket.destroy());
     });
-    const answer = await client.get('/x', { host: 'h' });
-    if (answer === 'unframed') throw new Error('unframed');
+    const answer = await framedGet(client, '/x');
     const err = await readAll(answer.body, answer.length).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorageError);
     expect((err as StorageError).kind).toBe('unreachable');
@@ -154,15 +158,13 @@ describe('plain HTTP GET client', () => {
 
   it('a consumer that throws fails its read with that error; close() ends connections still busy with a body', async () => {
     const { client } = await setUp((socket) => socket.write(ok(randomBytes(500_000))));
-    const first = await client.get('/x', { host: 'h' });
-    if (first === 'unframed') throw new Error('unframed');
+    const first = await framedGet(client, '/x');
     await expect(
       first.body.pipe(() => {
         throw new Error('disk full');
       }),
     ).rejects.toThrow('disk full');
-    const second = await client.get('/y', { host: 'h' });
-    if (second === 'unframed') throw new Error('unframed');
+    const second = await framedGet(client, '/y');
     const reading = second.body.pipe(() => false); // paused after the first piece, never resumed
     client.close();
     await expect(reading).rejects.toThrow(/client closed/);

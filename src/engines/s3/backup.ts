@@ -289,8 +289,9 @@ async function downloadObject(
   // An object smaller than a chunk is read whole (bounded by that size) and stored as one blob, skipping the chunker.
   const small = obj.size < ctx.repo.blobs.oneChunkLimit && got.size < ctx.repo.blobs.oneChunkLimit;
   // Large objects are read LARGE_DOWNLOADS at a time: they share the store's chunk slots, so their chunks in memory stay bounded.
-  const chunkSlots = Math.max(1, Math.floor(ctx.repo.blobs.writeConcurrency / LARGE_DOWNLOADS));
-  const written = small ? await ctx.repo.blobs.writeBuffer(await readAll(got.body, got.size)) : await ctx.repo.blobs.writePushed(got.body, chunkSlots);
+  const written = small
+    ? await ctx.repo.blobs.writeBuffer(await readAll(got.body, got.size))
+    : await ctx.repo.blobs.writePushed(got.body, Math.max(1, Math.floor(ctx.repo.blobs.writeConcurrency / LARGE_DOWNLOADS)));
   stats.downloaded.objects++;
   stats.downloaded.bytes += written.size;
   const m = got.meta;

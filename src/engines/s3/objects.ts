@@ -71,11 +71,12 @@ function listRange(s3: S3Context, bucket: string, prefix: string, startAfter: st
     let next: Promise<ListedPage> | undefined = first;
     while (next) {
       const page: ListedPage = await next;
-      const inRange = last === undefined ? page.objects : page.objects.filter((o) => compareKeys(o.key, last) <= 0);
-      // On only while the page ended before `last`: a range usually ends exactly at a page's last key.
+      // On only while the page ended before `last` (a range usually ends exactly at a page's last key); an empty
+      // page that says there is more is followed too.
       const lastListed = page.objects.at(-1)?.key;
-      const more = page.nextToken !== undefined && (last === undefined || (lastListed !== undefined && compareKeys(lastListed, last) < 0));
-      next = more ? listPage(s3, bucket, prefix, { token: page.nextToken }) : undefined;
+      const endsBefore = last === undefined || lastListed === undefined || compareKeys(lastListed, last) < 0;
+      const inRange = endsBefore ? page.objects : page.objects.filter((o) => compareKeys(o.key, last!) <= 0);
+      next = endsBefore && page.nextToken !== undefined ? listPage(s3, bucket, prefix, { token: page.nextToken }) : undefined;
       next?.catch(() => undefined);
       yield* inRange;
     }

@@ -220,7 +220,7 @@ class Connection {
     return {
       pipe: (sink) =>
         new Promise<void>((resolve, reject) => {
-          if (this.#failure) return reject(new StorageError('unreachable', `the connection broke while reading an object: ${this.#failure.message}`, { cause: this.#failure }));
+          if (this.#failure) return reject(brokenRead(this.#failure));
           if (this.#state !== 'body') return resolve();
           this.#sink = sink;
           this.#body = { resolve, reject };
@@ -288,8 +288,13 @@ class Connection {
     if (!this.#socket.destroyed) this.#socket.destroy();
     answer?.reject(err);
     // A body read to its end has already settled; one cut short rejects, as a network failure (retried).
-    body?.reject(err instanceof StorageError ? err : new StorageError('unreachable', `the connection broke while reading an object: ${err.message}`, { cause: err }));
+    body?.reject(brokenRead(err));
   }
+}
+
+/** A body cut short, as a network failure (so the object is retried). */
+function brokenRead(err: Error): StorageError {
+  return err instanceof StorageError ? err : new StorageError('unreachable', `the connection broke while reading an object: ${err.message}`, { cause: err });
 }
 
 /** Status and headers of an answer's head (up to the blank line), or undefined if it is not HTTP/1.x. */

@@ -126,8 +126,18 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
     return { base, path: `${basePath}/${keyPath}` };
   }
 
-  /** A signed GET; its answer whatever the status, or undefined on any failure before one (the SDK then tries). */
+  /** A signed GET answered 200, or undefined for any other answer or a failure before one (the SDK then tries). */
   async function signedGet(bucket: string, key: string | undefined, query: Record<string, string>): Promise<RawAnswer | undefined> {
+    const answer = await send(bucket, key, query);
+    if (answer && answer.status !== 200) {
+      answer.body.destroy();
+      return undefined;
+    }
+    return answer;
+  }
+
+  /** A signed GET; its answer whatever the status, or undefined on any failure before one. */
+  async function send(bucket: string, key: string | undefined, query: Record<string, string>): Promise<RawAnswer | undefined> {
     let creds: Credentials;
     try {
       region ??= await config.region();
@@ -174,12 +184,7 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
 
   async function get(bucket: string, key: string): Promise<SignedGetResult | undefined> {
     const answer = await signedGet(bucket, key, {});
-    if (!answer) return undefined;
-    if (answer.status !== 200) {
-      answer.body.destroy();
-      return undefined;
-    }
-    return resultOf(answer.headers, answer.body, answer.length);
+    return answer && resultOf(answer.headers, answer.body, answer.length);
   }
 
   async function list(bucket: string, prefix: string, from: { token?: string | undefined; startAfter?: string | undefined }): Promise<ListedPage | undefined> {
@@ -188,10 +193,6 @@ export function createSignedGetter(client: S3Client, options: { endpoint: string
     else if (from.startAfter !== undefined) query['start-after'] = from.startAfter;
     const answer = await signedGet(bucket, undefined, query);
     if (!answer) return undefined;
-    if (answer.status !== 200) {
-      answer.body.destroy();
-      return undefined;
-    }
     try {
       return parseListPage((await readAll(answer.body, answer.length)).toString('utf8'));
     } catch {
