@@ -19,7 +19,7 @@ import {
   PG_DUMP_ENV,
 } from '../../src/engines/postgres/copy-digest.ts';
 import { checkRestoredDatabase, splitCopyTarget } from '../../src/engines/postgres/integrity.ts';
-import { addDigests } from '../../src/engines/postgres/row-sum.ts';
+import { addDigests } from '../../src/util/row-sum.ts';
 import type { Manifest } from '../../src/repository/manifest.ts';
 import { copyOutSql, parseBlobsToc, parseToc, type Toc, TocFormatError, tableDataEntries } from '../../src/engines/postgres/toc.ts';
 import { requireServer, type ServersEnv } from '../helpers/servers.ts';

@@ -15,7 +15,7 @@
  */
 import type { Client, Connection, Submittable } from 'pg';
 import { BakError } from '../../errors.ts';
-import { MIX64_ROWSUM, newRowSum, type RowSum } from './row-sum.ts';
+import { MIX64_ROWSUM, newRowSum, type RowSum } from '../../util/row-sum.ts';
 
 /** The algorithm new backups record; checks use whichever one the snapshot recorded. */
 export const COPY_DIGEST_ALGORITHM = MIX64_ROWSUM;

@@ -3,7 +3,7 @@ import type { TableDataDetails } from './backup.ts';
 import type pg from 'pg';
 import { connect, quoteIdent, serverVersion } from './connection.ts';
 import { digestTable, dumpSessionSql } from './copy-digest.ts';
-import { addDigests } from './row-sum.ts';
+import { addDigests } from '../../util/row-sum.ts';
 import type { PgConnection } from './source.ts';
 
 export interface TableMismatch {
