@@ -59,6 +59,8 @@ export interface Engine {
   verify(ctx: EngineContext, manifest: Manifest, level: VerifyLevel): Promise<VerifyProblem[]>;
   restore(ctx: EngineContext, manifest: Manifest, target: RestoreTarget): Promise<RestoreReport>;
   release(ctx: EngineContext, manifest: Manifest): Promise<void>;
+  /** `bak export` in the engine's own interchange layout (else each item is written as a file of its name). */
+  exportTo?(ctx: EngineContext, manifest: Manifest, directory: string): Promise<{ files: number; bytes: number }>;
   /** What a source URI holds that a backup could cover (databases, tables …), with sizes; for `bak sources`. */
   listSources?(uri: string, options: unknown): Promise<Array<{ name: string; sizeBytes: number; details?: Record<string, unknown> }>>;
 }

@@ -3,6 +3,7 @@ import type { Engine } from './engine.ts';
 import { ENGINE_NAMES } from './names.ts';
 import { postgresEngine } from './postgres/index.ts';
 import { s3Engine } from './s3/index.ts';
+import { spannerEngine } from './spanner/index.ts';
 
 /**
  * Engines known to this build. Adding an engine is one folder under src/engines/ plus one line in
@@ -11,7 +12,7 @@ import { s3Engine } from './s3/index.ts';
 const engines = new Map<string, Engine>();
 
 // One line per engine folder.
-const builtInEngines: Engine[] = [postgresEngine, s3Engine];
+const builtInEngines: Engine[] = [postgresEngine, s3Engine, spannerEngine];
 for (const engine of builtInEngines) engines.set(engine.name, engine);
 
 export function registerEngine(engine: Engine): void {

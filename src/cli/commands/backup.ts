@@ -23,6 +23,11 @@ interface BackupFlags {
   region?: string;
   pathStyle?: boolean;
   checksums?: string;
+  table?: string[];
+  excludeTable?: string[];
+  readTimestamp?: string;
+  staleness?: number;
+  keyFile?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -36,11 +41,24 @@ export function registerBackup(program: Command): void {
     .option('--engine <name>', 'the engine, when the URI scheme does not say')
     .option('--database <glob>', 'postgres: only databases matching (repeatable)', collect)
     .option('--exclude-database <glob>', 'postgres: skip databases matching (repeatable)', collect)
-    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_dump workers per database (default 2)').argParser(parsePositiveInt))
-    .addOption(new Option('--mode <mode>', 's3: copy object contents, or record the current versions of a versioned bucket').choices(['copy', 'versions']))
+    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_dump workers per database (default 2); spanner: tables read at once (default 4)').argParser(parsePositiveInt))
+    .addOption(
+      new Option('--mode <mode>', 's3: copy (object contents) or versions (current versions of a versioned bucket); spanner: export (rows into the repository) or native (a Spanner managed backup)').choices([
+        'copy',
+        'versions',
+        'export',
+        'native',
+        'dataflow',
+      ]),
+    )
+    .option('--table <glob>', 'spanner: only tables matching (repeatable); an interleaved child needs its parent', collect)
+    .option('--exclude-table <glob>', 'spanner: skip tables matching (repeatable)', collect)
+    .option('--read-timestamp <rfc3339>', 'spanner: read the database as of this time (within its version retention)')
+    .addOption(new Option('--staleness <seconds>', 'spanner: read the database as it was this many seconds ago').argParser(parsePositiveInt))
+    .option('--key-file <path>', 'spanner: a service-account key file (default: Application Default Credentials)')
     .option('--include <glob>', 's3: only keys matching, relative to the prefix (repeatable; * within a segment, ** across)', collect)
     .option('--exclude <glob>', 's3: skip keys matching (repeatable)', collect)
-    .option('--endpoint <url>', 's3: S3-compatible endpoint (MinIO, Ceph, R2 …)')
+    .option('--endpoint <url>', 's3: S3-compatible endpoint (MinIO, Ceph, R2 …); spanner: http://host:port of an emulator, or another API endpoint')
     .option('--region <region>', 's3: region (default us-east-1)')
     .option('--path-style', 's3: path-style addressing')
     .addOption(new Option('--checksums <mode>', 's3: request/response checksums').choices(['when-supported', 'when-required']))
@@ -61,8 +79,22 @@ export function registerBackup(program: Command): void {
         if (flags.excludeDatabase) options.excludeDatabases = flags.excludeDatabase;
         if (flags.jobs !== undefined) options.jobs = flags.jobs;
         if (flags.allowPartial) options.allowPartial = true;
-        const s3Flags = { mode: flags.mode, include: flags.include, exclude: flags.exclude, endpoint: flags.endpoint, region: flags.region, forcePathStyle: flags.pathStyle, checksums: flags.checksums };
-        for (const [key, value] of Object.entries(s3Flags)) if (value !== undefined) options[key] = value;
+        const engineFlags = {
+          mode: flags.mode,
+          include: flags.include,
+          exclude: flags.exclude,
+          endpoint: flags.endpoint,
+          region: flags.region,
+          forcePathStyle: flags.pathStyle,
+          checksums: flags.checksums,
+          tables: flags.table,
+          excludeTables: flags.excludeTable,
+          readTimestamp: flags.readTimestamp,
+          stalenessSeconds: flags.staleness,
+          keyFile: flags.keyFile,
+        };
+        // Each engine validates the options it takes and names any it does not.
+        for (const [key, value] of Object.entries(engineFlags)) if (value !== undefined) options[key] = value;
         const source = engine.parseSource(sourceUri, options);
         source.secrets.push(...resolved.secrets);
 

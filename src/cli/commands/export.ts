@@ -1,6 +1,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
+import { findEngine } from '../../engines/registry.ts';
 import { BakError, UsageError } from '../../errors.ts';
 import { writeBlobsToFile } from '../../repository/materialize.ts';
 import { formatBytes, printJson } from '../output.ts';
@@ -9,7 +10,7 @@ import { action } from '../program.ts';
 export function registerExport(program: Command): void {
   program
     .command('export')
-    .description("write a snapshot's items as plain files (postgres: pg_dump directory dumps that pg_restore reads without bak)")
+    .description("write a snapshot as plain files (postgres: pg_dump directory dumps that pg_restore reads; spanner: the Dataflow Avro export layout)")
     .argument('<snapshot-id>', 'snapshot id or unique prefix')
     .requiredOption('--to-dir <dir>', 'folder to write into (created if missing; must be empty)')
     .action(
@@ -21,8 +22,11 @@ export function registerExport(program: Command): void {
         if ((await readdir(root)).length > 0) throw new UsageError(`${root} is not empty: export writes only into an empty folder`);
         const lock = await repo.lock('shared', { command: `export ${manifest.id}` });
         let bytes = 0;
+        let files = manifest.items.length;
         try {
-          for (const item of manifest.items) {
+          const engine = findEngine(manifest.engine);
+          if (engine?.exportTo) ({ files, bytes } = await engine.exportTo({ repo, log: ctx.log, concurrency: ctx.concurrency }, manifest, root));
+          else for (const item of manifest.items) {
             const file = path.resolve(root, item.name);
             // Item names come from a manifest: never let one climb out of the target folder.
             if (!file.startsWith(`${root}${path.sep}`)) throw new BakError(`snapshot ${manifest.id}: item name ${JSON.stringify(item.name)} would leave ${root}`);
@@ -33,8 +37,8 @@ export function registerExport(program: Command): void {
         } finally {
           await lock.release();
         }
-        if (ctx.out.json) printJson(ctx.out, { snapshot: manifest.id, directory: root, items: manifest.items.length, bytes });
-        else ctx.out.write(`exported ${manifest.items.length} items (${formatBytes(bytes)}) of ${manifest.id} to ${root}\n`);
+        if (ctx.out.json) printJson(ctx.out, { snapshot: manifest.id, directory: root, files, bytes });
+        else ctx.out.write(`exported ${files} files (${formatBytes(bytes)}) of ${manifest.id} to ${root}\n`);
       }),
     );
 }

@@ -22,6 +22,8 @@ interface RestoreFlags {
   endpoint?: string;
   region?: string;
   pathStyle?: boolean;
+  table?: string[];
+  keyFile?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -31,12 +33,14 @@ export function registerRestore(program: Command): void {
     .command('restore')
     .description('restore a snapshot into a target, then prove it: every table checked against the snapshot (exit 3 on a mismatch)')
     .argument('<snapshot-id>', 'snapshot id or unique prefix')
-    .requiredOption('--to <uri>', 'where to restore, e.g. postgres://postgres@db2:5432')
+    .requiredOption('--to <uri>', 'where to restore, e.g. postgres://postgres@db2:5432 or spanner://projects/P/instances/I/databases/NEW')
     .option('--database <name>', 'postgres: only this database of the snapshot (repeatable)', collect)
     .option('--as <name>', 'postgres: restore the (single) database under this name')
     .option('--clean', 'postgres: the target database exists and is not empty: drop it and restore it anew')
-    .option('--force', 'postgres: restore into a non-empty target as it is')
-    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_restore workers (default 2)').argParser(parsePositiveInt))
+    .option('--force', 'postgres, spanner: restore into a non-empty target as it is')
+    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_restore workers (default 2); spanner: tables loaded at once (default 4)').argParser(parsePositiveInt))
+    .option('--table <glob>', 'spanner: only tables matching (repeatable); an interleaved child needs its parent', collect)
+    .option('--key-file <path>', 'spanner: a service-account key file (default: Application Default Credentials)')
     .option('--dry-run', 'print what would be restored where; change nothing')
     .option('--globals', 'postgres: also restore roles and tablespaces (errors for existing roles are reported, not fatal)')
     .option('--no-verify', 'skip the integrity check after the restore')
@@ -45,7 +49,7 @@ export function registerRestore(program: Command): void {
     .option('--delete-extra', 's3: delete target keys the snapshot does not have, so the target matches it exactly')
     .option('--include <glob>', 's3: restore only keys matching (repeatable)', collect)
     .option('--exclude <glob>', 's3: skip keys matching (repeatable)', collect)
-    .option('--endpoint <url>', "s3: the target's endpoint (default: the snapshot's)")
+    .option('--endpoint <url>', "s3: the target's endpoint (default: the snapshot's); spanner: http://host:port of an emulator, or another API endpoint")
     .option('--region <region>', "s3: the target's region (default: the snapshot's)")
     .option('--path-style', 's3: path-style addressing for the target')
     .action(
@@ -73,6 +77,8 @@ export function registerRestore(program: Command): void {
           endpoint: flags.endpoint,
           region: flags.region,
           forcePathStyle: flags.pathStyle,
+          tables: flags.table,
+          keyFile: flags.keyFile,
         };
         for (const [key, value] of Object.entries(given)) if (value !== undefined) options[key] = value;
         // A shared lock: gc cannot prune the blobs being read.

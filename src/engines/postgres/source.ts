@@ -83,9 +83,3 @@ export function parsePostgresSource(uri: string, rawOptions: unknown): PostgresS
   shown.password = '';
   return { engine: 'postgres', uri: shown.toString().replace(/\/$/, ''), options: { ...parsed.data, connection }, secrets };
 }
-
-/** Shell-style globs (`*`, `?`) over database names. */
-export function globMatch(glob: string, name: string): boolean {
-  const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  return re.test(name);
-}

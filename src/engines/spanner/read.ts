@@ -1,0 +1,95 @@
+import { BakError } from '../../errors.ts';
+import { grpcCode, NO_STREAM_RETRIES, Status, type IPartialResultSet, type SpannerClients } from './client.ts';
+import { decodeProtoValue, type RawCell } from './types.ts';
+
+export interface RowRead {
+  session: string;
+  transactionId: Uint8Array;
+  table: string;
+  columns: string[];
+  /** A partition of a batch read (PartitionRead), where the server has them. */
+  partitionToken?: Uint8Array;
+}
+
+const RESUMABLE = new Set<number>([Status.UNAVAILABLE, Status.INTERNAL, Status.DEADLINE_EXCEEDED, Status.RESOURCE_EXHAUSTED]);
+const MAX_RESUMES = 5;
+
+/**
+ * Streams a table's rows (in primary-key order) as raw values, a batch per PartialResultSet. Chunked values are
+ * joined as the Spanner API defines it (strings concatenated, lists joined with their touching elements merged);
+ * rows are handed out only up to the last resume token, so a broken stream resumes from there without repeating
+ * or losing a row.
+ */
+export async function* readRawRows(clients: SpannerClients, read: RowRead, signal?: AbortSignal): AsyncGenerator<RawCell[][]> {
+  let resumeToken: Uint8Array | undefined;
+  let resumes = 0;
+  let width = 0;
+  for (;;) {
+    let pending: RawCell[][] = [];
+    let row: RawCell[] = [];
+    let chunk: RawCell | undefined;
+    const stream = clients.data.streamingRead({
+      session: read.session,
+      transaction: { id: read.transactionId },
+      table: read.table,
+      columns: read.columns,
+      keySet: { all: true },
+      ...(read.partitionToken ? { partitionToken: read.partitionToken } : {}),
+      ...(resumeToken ? { resumeToken } : {}),
+    }, NO_STREAM_RETRIES);
+    const abort = () => stream.cancel();
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      for await (const set of stream as AsyncIterable<IPartialResultSet>) {
+        if (width === 0) width = set.metadata?.rowType?.fields?.length ?? 0;
+        const values = set.values ?? [];
+        for (let i = 0; i < values.length; i++) {
+          let cell = decodeProtoValue(values[i]!);
+          if (chunk !== undefined) {
+            cell = mergeChunks(chunk, cell);
+            chunk = undefined;
+          }
+          if (i === values.length - 1 && set.chunkedValue) {
+            chunk = cell;
+            break;
+          }
+          row.push(cell);
+          if (row.length === width) {
+            pending.push(row);
+            row = [];
+          }
+        }
+        if (set.resumeToken && set.resumeToken.length > 0) {
+          resumeToken = set.resumeToken as Uint8Array;
+          if (pending.length) yield pending;
+          pending = [];
+        }
+      }
+      if (chunk !== undefined || row.length) throw new BakError(`the read of ${read.table} ended inside a row`);
+      if (pending.length) yield pending;
+      return;
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason ?? err;
+      const code = grpcCode(err);
+      // Rows are handed out only at resume tokens: before the first one nothing is out, and the read starts over.
+      if (code === undefined || !RESUMABLE.has(code) || ++resumes > MAX_RESUMES) throw err;
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
+  }
+}
+
+function mergeChunks(head: RawCell, tail: RawCell): RawCell {
+  if (typeof head === 'string' && typeof tail === 'string') return head + tail;
+  if (Array.isArray(head) && Array.isArray(tail)) {
+    if (head.length === 0) return tail;
+    if (tail.length === 0) return head;
+    const last = head[head.length - 1]!;
+    const first = tail[0]!;
+    if ((typeof last === 'string' && typeof first === 'string') || (Array.isArray(last) && Array.isArray(first))) {
+      return [...head.slice(0, -1), mergeChunks(last, first), ...tail.slice(1)];
+    }
+    return [...head, ...tail];
+  }
+  throw new BakError('Spanner sent a chunked value that is neither a string nor a list');
+}
