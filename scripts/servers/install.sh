@@ -41,6 +41,20 @@ go_tool() {
   log "$name built in $((SECONDS - started)) s"
 }
 
+# python_package NAME VERSION DIR: pip-installs a pinned package into DIR (put on PYTHONPATH by the tests that use it).
+python_package() {
+  local name=$1 version=$2 dir=$3
+  if [ -f "$dir/.installed" ]; then
+    log "$name $version present"
+    return
+  fi
+  command -v python3 >/dev/null || die "Python 3 is needed for $name: install python3 and pip"
+  log "installing $name $version from PyPI into $dir"
+  rm -rf "$dir"
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dir" "$name==$version" || die "installing $name failed"
+  touch "$dir/.installed"
+}
+
 install_postgres
 # `install.sh postgres` stops here: the quickstart needs only PostgreSQL.
 [ "${1:-}" = postgres ] && exit 0
@@ -48,4 +62,5 @@ go_tool fake-gcs-server "$FAKE_GCS_MODULE" "$FAKE_GCS_VERSION" "$FAKE_GCS_PACKAG
 go_tool minio "$MINIO_MODULE" "$MINIO_VERSION" "$MINIO_PACKAGE" "$MINIO_BIN" 0
 go_tool handy-spanner "$HANDY_SPANNER_MODULE" "$HANDY_SPANNER_VERSION" "$HANDY_SPANNER_PACKAGE" "$HANDY_SPANNER_BIN" 1
 go_tool bigquery-emulator "$BIGQUERY_EMULATOR_MODULE" "$BIGQUERY_EMULATOR_VERSION" "$BIGQUERY_EMULATOR_PACKAGE" "$BIGQUERY_EMULATOR_BIN" 0
+python_package fastavro "$FASTAVRO_VERSION" "$FASTAVRO_DIR"
 log "all test servers installed"

@@ -20,6 +20,8 @@ HANDY_SPANNER_MODULE="github.com/gcpug/handy-spanner"
 HANDY_SPANNER_VERSION="v0.8.0"
 HANDY_SPANNER_PACKAGE="github.com/gcpug/handy-spanner/cmd/handy-spanner"
 PG_MAJOR=15
+# An Avro reader that is not bak's own (avsc): the Spanner export test reads bak's files with it. From PyPI.
+FASTAVRO_VERSION="1.12.1"
 
 PG_PORT="${BAK_TEST_PG_PORT:-54329}"
 MINIO_PORT="${BAK_TEST_MINIO_PORT:-19000}"
@@ -46,6 +48,7 @@ MINIO_BIN="$(tool_dir minio "$MINIO_VERSION")/minio"
 FAKE_GCS_BIN="$(tool_dir fake-gcs-server "$FAKE_GCS_VERSION")/fake-gcs-server"
 BIGQUERY_EMULATOR_BIN="$(tool_dir bigquery-emulator "$BIGQUERY_EMULATOR_VERSION")/bigquery-emulator"
 HANDY_SPANNER_BIN="$(tool_dir handy-spanner "$HANDY_SPANNER_VERSION")/handy-spanner"
+FASTAVRO_DIR="$TOOLS_DIR/python/fastavro-$FASTAVRO_VERSION"
 
 log() { printf '[servers] %s\n' "$*" >&2; }
 die() { printf '[servers] error: %s\n' "$*" >&2; exit 1; }

@@ -88,7 +88,8 @@ write_env() {
   "minio": { "endpoint": "http://127.0.0.1:$MINIO_PORT", "region": "us-east-1", "accessKeyId": "$MINIO_USER", "secretAccessKey": "$MINIO_PASSWORD", "bin": "$MINIO_BIN" },
   "gcs": { "apiEndpoint": "http://127.0.0.1:$FAKE_GCS_PORT", "projectId": "bak-test" },
   "bigquery": { "endpoint": "http://127.0.0.1:$BIGQUERY_PORT", "grpcPort": $BIGQUERY_GRPC_PORT, "projectId": "$BIGQUERY_PROJECT" },
-  "spanner": { "host": "127.0.0.1:$SPANNER_PORT", "projectId": "$SPANNER_PROJECT", "instanceId": "$SPANNER_INSTANCE", "databaseId": "$SPANNER_DATABASE" }
+  "spanner": { "host": "127.0.0.1:$SPANNER_PORT", "projectId": "$SPANNER_PROJECT", "instanceId": "$SPANNER_INSTANCE", "databaseId": "$SPANNER_DATABASE", "bin": "$HANDY_SPANNER_BIN" },
+  "fastavro": { "pythonPath": "$FASTAVRO_DIR" }
 }
 JSON
 }

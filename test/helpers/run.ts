@@ -24,6 +24,8 @@ export interface RunOptions {
   rss?: boolean;
   /** Called with the child's pid once it is spawned (with `rss`, the pid of /usr/bin/time, whose child is the command). */
   onSpawn?: (pid: number) => void;
+  /** Called with each piece of the child's stderr as it arrives (to act when a log line appears). */
+  onStderr?: (text: string) => void;
 }
 
 /** Runs a command to completion, collecting its output and wall time: the one child-process runner of tests and benchmarks. */
@@ -37,7 +39,10 @@ export async function runCommand(cmd: string, args: string[], options: RunOption
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      options.onStderr?.(stderr);
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     if (child.pid !== undefined) options.onSpawn?.(child.pid);

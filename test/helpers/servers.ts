@@ -8,10 +8,12 @@ export interface ServersEnv {
   minio: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; bin: string };
   gcs: { apiEndpoint: string; projectId: string };
   bigquery: { endpoint: string; grpcPort: number; projectId: string };
-  spanner: { host: string; projectId: string; instanceId: string; databaseId: string };
+  spanner: { host: string; projectId: string; instanceId: string; databaseId: string; bin: string };
+  /** An Avro reader that is not bak's own (Python fastavro), for the Spanner export test. */
+  fastavro: { pythonPath: string };
 }
 
-export type ServerName = keyof ServersEnv;
+export type ServerName = Exclude<keyof ServersEnv, 'fastavro'>;
 
 const START_HINT = 'start the test servers with: bash scripts/servers/start.sh (install them first with: bash scripts/servers/install.sh)';
 

@@ -73,15 +73,35 @@ export function tableAvro(table: TableSchema): TableAvro {
 }
 
 /**
- * avsc's BlockEncoder writes the header from the Type it encodes with, and a Type exports neither Google's
- * properties (sqlType, spannerPrimaryKey_0 …) nor logical types; given the schema JSON instead, it would build a Type
- * without the BigInt INT64. So the encoder is built from the Type and told the schema to write (its `_schema`,
- * which it prefers for the header when set; avsc is pinned, and the export test reads the header back).
+ * An object container file for one table, as a byte stream: the header, then the encoder's blocks. avsc's
+ * BlockEncoder writes its header from the Type it encodes with, and a Type exports neither Google's properties
+ * (sqlType, spannerPrimaryKey_0 …) nor logical types, while the schema JSON alone would give a Type without the BigInt
+ * INT64; so the header comes from an encoder of the schema JSON that encodes nothing, and the blocks from one of the
+ * Type that writes no header. An empty table gets a file of the header alone, as Google's export writes it.
  */
-export function newAvroEncoder(avroTable: TableAvro): avro.streams.BlockEncoder {
-  const encoder = new avro.streams.BlockEncoder(avroTable.type, { codec: 'null', syncMarker: avroTable.syncMarker, writeHeader: true } as never);
-  (encoder as unknown as { _schema: unknown })._schema = avroTable.schema;
-  return encoder;
+export class AvroFileWriter {
+  readonly encoder: avro.streams.BlockEncoder;
+  readonly #header: Promise<Buffer>;
+
+  constructor(avroTable: TableAvro) {
+    this.#header = encodeAll(new avro.streams.BlockEncoder(avroTable.schema as avro.Schema, { syncMarker: avroTable.syncMarker, writeHeader: true } as never));
+    this.encoder = new avro.streams.BlockEncoder(avroTable.type, { codec: 'null', syncMarker: avroTable.syncMarker, writeHeader: 'never' } as never);
+  }
+
+  async *bytes(): AsyncGenerator<Buffer> {
+    yield await this.#header;
+    for await (const block of this.encoder as AsyncIterable<Buffer>) yield block;
+  }
+}
+
+/** The whole output of an encoder given no more records: a header-only file. */
+export async function encodeAll(encoder: avro.streams.BlockEncoder): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  encoder.on('data', (b: Buffer) => parts.push(b));
+  const ended = new Promise((resolve, reject) => encoder.on('end', resolve).on('error', reject));
+  encoder.end();
+  await ended;
+  return Buffer.concat(parts);
 }
 
 /** A decoder of object container files whose INT64 values come back as BigInt. */

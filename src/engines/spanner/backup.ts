@@ -3,7 +3,7 @@ import { BakError, UsageError } from '../../errors.ts';
 import { TaskPool } from '../../util/concurrency.ts';
 import { globMatch } from '../../util/glob.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
-import { newAvroEncoder, tableAvro } from './avro.ts';
+import { AvroFileWriter, tableAvro } from './avro.ts';
 import { describeSpannerError, grpcCode, Status } from './client.ts';
 import { readSchema } from './information-schema.ts';
 import { backupNative } from './native.ts';
@@ -159,21 +159,21 @@ async function exportTable(ctx: BackupContext & { source: SpannerSource }, sessi
   const names = table.columns.map((c) => c.name);
   const codecs = avroTable.codecs;
 
-  let encoder = newAvroEncoder(avroTable);
+  let file = new AvroFileWriter(avroTable);
   let stored: Promise<unknown> | undefined;
   let fileBytes = 0;
   const openFile = () => {
     const info = { name: avroItemName(table.name, files.length), kind: AVRO_KIND, rows: 0, details: { table: table.name } };
     files.push(info.name);
     const rowsAtStart = digest.rows;
-    stored = writer.addItem(info, encoder).then((item) => {
+    stored = writer.addItem(info, file.bytes()).then((item) => {
       item.rows = digest.rows - rowsAtStart;
       return item;
     });
     stored.catch(() => undefined);
   };
   const closeFile = async () => {
-    encoder.end();
+    file.encoder.end();
     await stored;
   };
   openFile();
@@ -183,10 +183,10 @@ async function exportTable(ctx: BackupContext & { source: SpannerSource }, sessi
         fileBytes += digest.add(row);
         const record: Record<string, unknown> = {};
         for (let i = 0; i < codecs.length; i++) record[names[i]!] = codecs[i] ? codecs[i]!.toAvro(row[i]!) : null;
-        if (!encoder.write(record)) await once(encoder, 'drain');
+        if (!file.encoder.write(record)) await once(file.encoder, 'drain');
         if (fileBytes >= source.options.avroFileBytes) {
           await closeFile();
-          encoder = newAvroEncoder(avroTable);
+          file = new AvroFileWriter(avroTable);
           fileBytes = 0;
           openFile();
         }
@@ -194,7 +194,7 @@ async function exportTable(ctx: BackupContext & { source: SpannerSource }, sessi
     }
     await closeFile();
   } catch (err) {
-    encoder.destroy();
+    file.encoder.destroy();
     await stored?.catch(() => undefined);
     throw err instanceof BakError ? err : describeSpannerError(err, `reading table ${table.name}`, session.ref, session.clients.where);
   }

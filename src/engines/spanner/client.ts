@@ -74,7 +74,8 @@ export function openClients(settings: ConnectionOptions): SpannerClients {
 /** An error from Spanner as the operator should read it: what was asked, of what, and what to do. */
 export function describeSpannerError(err: unknown, what: string, ref: DatabaseRef, where: string): BakError {
   const code = grpcCode(err);
-  const detail = ((err as Error)?.message ?? String(err)).replace(/^\d+ [A-Z_]+: /, '');
+  // gax appends every retried attempt's error ("Previous errors: [...]"): the first says it all.
+  const detail = ((err as Error)?.message ?? String(err)).replace(/^\d+ [A-Z_]+: /, '').replace(/\s*:?\s*Previous errors\s*:[\s\S]*$/, '').slice(0, 500);
   const db = databasePath(ref);
   switch (code) {
     case Status.NOT_FOUND:

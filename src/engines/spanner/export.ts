@@ -8,7 +8,7 @@ import avro from 'avsc';
 import { BakError, UsageError } from '../../errors.ts';
 import type { Manifest } from '../../repository/manifest.ts';
 import type { EngineContext } from '../engine.ts';
-import { AVRO_FORMAT_VERSION } from './avro.ts';
+import { AVRO_FORMAT_VERSION, encodeAll } from './avro.ts';
 import { nativeDetails } from './native.ts';
 import { snapshotContent } from './restore.ts';
 import type { ViewSchema } from './schema.ts';
@@ -47,13 +47,7 @@ async function writeViewFile(view: ViewSchema, file: string): Promise<Buffer> {
     spannerViewQuery: view.definition,
     spannerViewSecurity: view.securityType || 'INVOKER',
   };
-  const encoder = new avro.streams.BlockEncoder(schema as avro.Schema, { writeHeader: true } as never);
-  const parts: Buffer[] = [];
-  encoder.on('data', (b: Buffer) => parts.push(b));
-  const ended = new Promise((resolve, reject) => encoder.on('end', resolve).on('error', reject));
-  encoder.end();
-  await ended;
-  const content = Buffer.concat(parts);
+  const content = await encodeAll(new avro.streams.BlockEncoder(schema as avro.Schema, { writeHeader: true } as never));
   await writeFile(file, content, { flag: 'wx' });
   return content;
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BakError } from '../../errors.ts';
 import { grpcCode, NO_STREAM_RETRIES, Status, type IPartialResultSet, type SpannerClients } from './client.ts';
 import { decodeProtoValue, type RawCell } from './types.ts';
@@ -22,21 +23,27 @@ const MAX_RESUMES = 5;
  */
 export async function* readRawRows(clients: SpannerClients, read: RowRead, signal?: AbortSignal): AsyncGenerator<RawCell[][]> {
   let resumeToken: Uint8Array | undefined;
+  // What the last resume token left unfinished (a row begun, a value chunked): the stream resumes right after it.
+  let resumeRow: RawCell[] = [];
+  let resumeChunk: RawCell | undefined;
   let resumes = 0;
   let width = 0;
   for (;;) {
     let pending: RawCell[][] = [];
-    let row: RawCell[] = [];
-    let chunk: RawCell | undefined;
-    const stream = clients.data.streamingRead({
-      session: read.session,
-      transaction: { id: read.transactionId },
-      table: read.table,
-      columns: read.columns,
-      keySet: { all: true },
-      ...(read.partitionToken ? { partitionToken: read.partitionToken } : {}),
-      ...(resumeToken ? { resumeToken } : {}),
-    }, NO_STREAM_RETRIES);
+    let row: RawCell[] = [...resumeRow];
+    let chunk: RawCell | undefined = resumeChunk;
+    const stream = clients.data.streamingRead(
+      {
+        session: read.session,
+        transaction: { id: read.transactionId },
+        table: read.table,
+        columns: read.columns,
+        keySet: { all: true },
+        ...(read.partitionToken ? { partitionToken: read.partitionToken } : {}),
+        ...(resumeToken ? { resumeToken } : {}),
+      },
+      NO_STREAM_RETRIES,
+    );
     const abort = () => stream.cancel();
     signal?.addEventListener('abort', abort, { once: true });
     try {
@@ -61,6 +68,8 @@ export async function* readRawRows(clients: SpannerClients, read: RowRead, signa
         }
         if (set.resumeToken && set.resumeToken.length > 0) {
           resumeToken = set.resumeToken as Uint8Array;
+          resumeRow = [...row];
+          resumeChunk = chunk;
           if (pending.length) yield pending;
           pending = [];
         }
@@ -73,6 +82,7 @@ export async function* readRawRows(clients: SpannerClients, read: RowRead, signa
       const code = grpcCode(err);
       // Rows are handed out only at resume tokens: before the first one nothing is out, and the read starts over.
       if (code === undefined || !RESUMABLE.has(code) || ++resumes > MAX_RESUMES) throw err;
+      await sleep(Math.min(2000, 200 * 2 ** resumes));
     } finally {
       signal?.removeEventListener('abort', abort);
     }

@@ -45,7 +45,8 @@ export async function openSession(connection: ConnectionOptions, ref: DatabaseRe
       ref,
       session: name,
       async close() {
-        await clients.data.deleteSession({ name }).catch(() => undefined);
+        // A server that went away must not hold the error up for gax's 30 s of retries.
+        await clients.data.deleteSession({ name }, { timeout: 5000, maxRetries: 0 }).catch(() => undefined);
         await clients.close();
       },
     };
