@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { resolveRepository, toStoreSettings } from '../../src/config/resolve.ts';
 import { ENGINE_NAMES } from '../../src/engines/names.ts';
+import { findEngine } from '../../src/engines/registry.ts';
 
 const examplePath = path.resolve(import.meta.dirname, '../../config.example.json');
 
@@ -14,6 +15,13 @@ describe('config.example.json', () => {
     expect(new Set(Object.values(config.jobs).map((j) => j.engine))).toEqual(new Set(ENGINE_NAMES));
     const schemes = new Set(Object.values(config.repositories).map((r) => r.url.split(':')[0]));
     expect(schemes).toEqual(new Set(['file', 's3', 'gs']));
+  });
+
+  it("gives every job options its engine accepts (engines of this build)", () => {
+    for (const [name, job] of Object.entries(config.jobs)) {
+      const engine = findEngine(job.engine);
+      if (engine) expect(() => engine.parseSource(job.source, job.options), `job ${name}`).not.toThrow();
+    }
   });
 
   it('keeps no secret in the file: every credential is an env or file reference', () => {

@@ -176,4 +176,20 @@ describe('readRawRows', () => {
     const { clients } = standIn([sets]);
     await expect(readAll(clients)).rejects.toThrow(/ended inside a row/);
   });
+  it('hands rows out without a resume token past 1,024 of them (memory bounded), and then a break fails instead of resuming', async () => {
+    const many = Array.from({ length: 1500 }, (_, i) => [s(String(i)), s('x')]).flat();
+    const { clients: steady } = standIn([[{ metadata: meta('a', 'b'), values: many.slice(0, 2200) }, { values: many.slice(2200) }]]);
+    const whole = await readAll(steady);
+    expect(whole.rows.length).toBe(1500);
+    expect(whole.batches).toBe(2);
+    const { clients, requests } = standIn([[{ metadata: meta('a', 'b'), values: many.slice(0, 2100) }, { fail: 14 }], [{ metadata: meta('a', 'b'), values: many }]]);
+    const rows: RawCell[][] = [];
+    await expect(
+      (async () => {
+        for await (const batch of readRawRows(clients, READ)) rows.push(...batch);
+      })(),
+    ).rejects.toMatchObject({ code: 14 });
+    expect(rows.length).toBe(1050);
+    expect(requests.length).toBe(1);
+  });
 });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SpannerClients } from '../../src/engines/spanner/client.ts';
 import { readSchema } from '../../src/engines/spanner/information-schema.ts';
-import { restoreDdl } from '../../src/engines/spanner/schema.ts';
+import { keepForeignKeysWithin, restoreDdl } from '../../src/engines/spanner/schema.ts';
 
 type Cell = string | boolean | null;
 type Rows = { fields: string[]; rows: Cell[][] };
@@ -213,6 +213,16 @@ describe('readSchema on Cloud Spanner', () => {
     expect(singers.columns.find((c) => c.name === 'FullName')).toMatchObject({ generationExpression: 'ARRAY_TO_STRING([FirstName, LastName], " ")', stored: true });
     expect(singers.columns.map((c) => [c.name, c.nullable])).toEqual([['SingerId', false], ['FirstName', true], ['LastName', false], ['FullName', true], ['Score', true]]);
     expect(schema.views).toEqual([{ name: 'SingerNames', definition: 'SELECT Singers.SingerId AS SingerId FROM Singers', securityType: 'INVOKER' }]);
+  });
+
+  it('a selection without a referenced table keeps the tables but not the foreign keys into it', async () => {
+    const { clients } = standIn(CLOUD);
+    const { schema } = await readSchema(clients, SESSION, TX);
+    const withoutAlbums = schema.tables.filter((t) => t.name !== 'Albums');
+    const kept = keepForeignKeysWithin(withoutAlbums);
+    expect(kept.dropped).toEqual(['Concerts.FK_ConcertAlbum → Albums']);
+    expect(kept.tables.find((t) => t.name === 'Concerts')!.foreignKeys.map((fk) => fk.name)).toEqual(['FK_ConcertSinger']);
+    expect(keepForeignKeysWithin(schema.tables).dropped).toEqual([]);
   });
 
   it('restoreDdl: parents first, then indexes, foreign keys and views after the data', async () => {

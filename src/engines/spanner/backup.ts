@@ -8,7 +8,7 @@ import { describeSpannerError, grpcCode, Status } from './client.ts';
 import { readSchema } from './information-schema.ts';
 import { backupNative } from './native.ts';
 import { readRawRows } from './read.ts';
-import { parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema } from './schema.ts';
+import { keepForeignKeysWithin, parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema } from './schema.ts';
 import { assertGoogleSql, describeDatabase, openSession, type DatabaseSession } from './session.ts';
 import { databasePath, type SpannerSource } from './source.ts';
 import { SPANNER_DIGEST_ALGORITHM, TableDigest } from './table-digest.ts';
@@ -111,8 +111,12 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
       hint: 'use mode native (a Spanner managed backup) for this database, or exclude the tables concerned with excludeTables',
     });
   }
-  for (const gap of reading.gaps) log.warn(`this Spanner server's schema lacks ${gap}: the snapshot cannot record it`);
-  const schema: DatabaseSchema = { ...reading.schema, tables, views: reading.schema.views };
+  if (reading.gaps.length) log.warn(`this Spanner server's INFORMATION_SCHEMA lacks ${reading.gaps.join(', ')}: the snapshot records none of those`);
+  if (reading.schema.tables.length === 0) log.warn(`${databasePath(ref)} has no tables`);
+  const kept = keepForeignKeysWithin(tables);
+  for (const fk of kept.dropped) log.warn(`foreign key ${fk} references a table the selection leaves out: the snapshot does not keep it`);
+  // A view may read any table: kept only when every table is.
+  const schema: DatabaseSchema = { ...reading.schema, tables: kept.tables, views: source.options.tables || source.options.excludeTables ? [] : reading.schema.views };
 
   let ddl: string[] | null = null;
   try {

@@ -1,5 +1,6 @@
 import type { protos } from '@google-cloud/spanner';
 import { NO_STREAM_RETRIES, type IPartialResultSet, type SpannerClients } from './client.ts';
+import { mergeChunks } from './read.ts';
 import { decodeProtoValue, type RawCell } from './types.ts';
 
 export type TransactionSelector = protos.google.spanner.v1.ITransactionSelector;
@@ -14,8 +15,11 @@ export async function queryRows(clients: SpannerClients, session: string, sql: s
   for await (const set of stream as AsyncIterable<IPartialResultSet>) {
     names ??= (set.metadata?.rowType?.fields ?? []).map((f) => f.name ?? '');
     const cells = (set.values ?? []).map(decodeProtoValue);
-    if (chunk !== undefined && cells.length) cells[0] = typeof chunk === 'string' ? chunk + (cells[0] as string) : cells[0]!;
-    chunk = set.chunkedValue ? cells.pop() : undefined;
+    if (chunk !== undefined && cells.length) {
+      cells[0] = mergeChunks(chunk, cells[0]!);
+      chunk = undefined;
+    }
+    if (set.chunkedValue && cells.length) chunk = cells.pop();
     values.push(...cells);
   }
   const width = names?.length ?? 0;

@@ -14,12 +14,13 @@ export interface RowRead {
 
 const RESUMABLE = new Set<number>([Status.UNAVAILABLE, Status.INTERNAL, Status.DEADLINE_EXCEEDED, Status.RESOURCE_EXHAUSTED]);
 const MAX_RESUMES = 5;
+const MAX_PENDING_ROWS = 1024;
 
 /**
  * Streams a table's rows (in primary-key order) as raw values, a batch per PartialResultSet. Chunked values are
  * joined as the Spanner API defines it (strings concatenated, lists joined with their touching elements merged);
- * rows are handed out only up to the last resume token, so a broken stream resumes from there without repeating
- * or losing a row.
+ * rows are handed out up to the last resume token, so a broken stream resumes from there without repeating or losing
+ * a row; past 1,024 rows without a token they are handed out anyway (memory stays bounded) and a break then fails.
  */
 export async function* readRawRows(clients: SpannerClients, read: RowRead, signal?: AbortSignal): AsyncGenerator<RawCell[][]> {
   let resumeToken: Uint8Array | undefined;
@@ -28,6 +29,7 @@ export async function* readRawRows(clients: SpannerClients, read: RowRead, signa
   let resumeChunk: RawCell | undefined;
   let resumes = 0;
   let width = 0;
+  let pastToken = false;
   for (;;) {
     let pending: RawCell[][] = [];
     let row: RawCell[] = [...resumeRow];
@@ -66,7 +68,14 @@ export async function* readRawRows(clients: SpannerClients, read: RowRead, signa
             row = [];
           }
         }
+        // Servers that send no resume tokens (handy-spanner) would otherwise have the whole table held here.
+        if (pending.length >= MAX_PENDING_ROWS && !(set.resumeToken && set.resumeToken.length > 0)) {
+          pastToken = true;
+          yield pending;
+          pending = [];
+        }
         if (set.resumeToken && set.resumeToken.length > 0) {
+          pastToken = false;
           resumeToken = set.resumeToken as Uint8Array;
           resumeRow = [...row];
           resumeChunk = chunk;
@@ -80,8 +89,9 @@ export async function* readRawRows(clients: SpannerClients, read: RowRead, signa
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
       const code = grpcCode(err);
-      // Rows are handed out only at resume tokens: before the first one nothing is out, and the read starts over.
-      if (code === undefined || !RESUMABLE.has(code) || ++resumes > MAX_RESUMES) throw err;
+      // Rows are handed out at resume tokens (before the first one nothing is out, and the read starts over), or
+      // past one when the server sends none for a long while: then a new stream could repeat rows, so it fails.
+      if (code === undefined || !RESUMABLE.has(code) || pastToken || ++resumes > MAX_RESUMES) throw err;
       await sleep(Math.min(2000, 200 * 2 ** resumes));
     } finally {
       signal?.removeEventListener('abort', abort);
@@ -89,7 +99,8 @@ export async function* readRawRows(clients: SpannerClients, read: RowRead, signa
   }
 }
 
-function mergeChunks(head: RawCell, tail: RawCell): RawCell {
+/** Joins a value Spanner split across two PartialResultSets. */
+export function mergeChunks(head: RawCell, tail: RawCell): RawCell {
   if (typeof head === 'string' && typeof tail === 'string') return head + tail;
   if (Array.isArray(head) && Array.isArray(tail)) {
     if (head.length === 0) return tail;

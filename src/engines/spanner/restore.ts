@@ -12,7 +12,7 @@ import { describeSpannerError, openClients, type SpannerClients } from './client
 import { checkRestoredTables, describeMismatch, type IntegrityResult } from './integrity.ts';
 import { nativeDetails, restoreNative } from './native.ts';
 import { queryRows } from './query.ts';
-import { parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema } from './schema.ts';
+import { keepForeignKeysWithin, parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema } from './schema.ts';
 import { describeDatabase, openSession, type DatabaseSession } from './session.ts';
 import { databasePath, parseSpannerUri, spannerConnectionFields, zodProblems, type DatabaseRef } from './source.ts';
 import { encodeProtoValue, type RawCell } from './types.ts';
@@ -123,7 +123,9 @@ export async function restoreSpanner(ctx: EngineContext, manifest: Manifest, tar
     }
     if (options.dryRun) return { items: 0, bytes: 0, details: { dryRun: true, plans: [plan] } };
 
-    const schema: DatabaseSchema = { ...content.schema, tables: selected.map((t) => t.schema) };
+    const kept = keepForeignKeysWithin(selected.map((t) => t.schema));
+    for (const fk of kept.dropped) ctx.log.warn(`foreign key ${fk} is not restored: its table is not restored`);
+    const schema: DatabaseSchema = { ...content.schema, tables: kept.tables };
     const ddl = restoreDdl({ ...schema, views: options.tables ? [] : content.schema.views });
     if (plan.action === 'create') {
       ctx.log.info(`creating Spanner database ${databasePath(ref)} with ${ddl.tables.length} tables`);

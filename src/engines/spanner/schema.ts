@@ -136,3 +136,15 @@ export function restoreDdl(schema: DatabaseSchema): { tables: string[]; afterDat
     ],
   };
 }
+
+/** Tables without the foreign keys that reference a table outside them (which a restore could not create). */
+export function keepForeignKeysWithin(tables: readonly TableSchema[]): { tables: TableSchema[]; dropped: string[] } {
+  const names = new Set(tables.map((t) => t.name));
+  const dropped: string[] = [];
+  const kept = tables.map((t) => {
+    const fks = t.foreignKeys.filter((fk) => names.has(fk.referencedTable));
+    for (const fk of t.foreignKeys) if (!fks.includes(fk)) dropped.push(`${t.name}.${fk.name} → ${fk.referencedTable}`);
+    return fks.length === t.foreignKeys.length ? t : { ...t, foreignKeys: fks };
+  });
+  return { tables: kept, dropped };
+}
