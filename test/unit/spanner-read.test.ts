@@ -176,7 +176,7 @@ describe('readRawRows', () => {
     const { clients } = standIn([sets]);
     await expect(readAll(clients)).rejects.toThrow(/ended inside a row/);
   });
-  it('hands rows out without a resume token past 1,024 of them (memory bounded), and then a break fails instead of resuming', async () => {
+  it('hands rows out without a resume token past 128 of them (memory bounded), and then a break fails instead of resuming', async () => {
     const many = Array.from({ length: 1500 }, (_, i) => [s(String(i)), s('x')]).flat();
     const { clients: steady } = standIn([[{ metadata: meta('a', 'b'), values: many.slice(0, 2200) }, { values: many.slice(2200) }]]);
     const whole = await readAll(steady);

@@ -49,7 +49,7 @@ const asString = (cell: RawCell) => cell as string;
 
 const SCALARS: Record<ScalarCode, ScalarCodec> = {
   BOOL: { toAvro: (c) => c as boolean, fromAvro: (v) => v as boolean, digest: (o, c) => o.u8(c ? 1 : 0) },
-  INT64: { toAvro: (c) => BigInt(c as string), fromAvro: (v) => (v as bigint).toString(), digest: (o, c) => o.i64(BigInt(c as string)) },
+  INT64: { toAvro: (c) => BigInt(c as string), fromAvro: (v) => (v as bigint).toString(), digest: (o, c) => o.int64Text(c as string) },
   FLOAT64: { toAvro: (c) => floatOf(c as string | number), fromAvro: (v) => v as number, digest: (o, c) => o.f64(floatOf(c as string | number)) },
   FLOAT32: { toAvro: (c) => floatOf(c as string | number), fromAvro: (v) => v as number, digest: (o, c) => o.f32(floatOf(c as string | number)) },
   NUMERIC: {
@@ -66,7 +66,7 @@ const SCALARS: Record<ScalarCode, ScalarCodec> = {
     fromAvro: (v) => v as string,
     digest: (o, c) => {
       const t = parseTimestamp(c as string);
-      o.i64(t.seconds);
+      o.safeI64(t.seconds);
       o.u32(t.nanos);
     },
   },
@@ -153,6 +153,21 @@ export class DigestWriter {
   i64(v: bigint): void {
     this.room(8);
     this.view.setBigInt64(this.length, v);
+    this.length += 8;
+  }
+
+  /** An INT64 of its decimal text: the same 8 bytes as `i64`, without a BigInt when the value is a safe integer. */
+  int64Text(text: string): void {
+    if (text.length < 16) this.safeI64(Number(text));
+    else this.i64(BigInt(text));
+  }
+
+  /** A safe integer as a big-endian 64-bit two's complement, as `i64` writes it. */
+  safeI64(v: number): void {
+    this.room(8);
+    const high = Math.floor(v / 4_294_967_296);
+    this.view.setInt32(this.length, high);
+    this.view.setUint32(this.length + 4, v - high * 4_294_967_296);
     this.length += 8;
   }
 

@@ -14,13 +14,14 @@ export interface RowRead {
 
 const RESUMABLE = new Set<number>([Status.UNAVAILABLE, Status.INTERNAL, Status.DEADLINE_EXCEEDED, Status.RESOURCE_EXHAUSTED]);
 const MAX_RESUMES = 5;
-const MAX_PENDING_ROWS = 1024;
+const MAX_PENDING_ROWS = 128;
 
 /**
  * Streams a table's rows (in primary-key order) as raw values, a batch per PartialResultSet. Chunked values are
  * joined as the Spanner API defines it (strings concatenated, lists joined with their touching elements merged);
  * rows are handed out up to the last resume token, so a broken stream resumes from there without repeating or losing
- * a row; past 1,024 rows without a token they are handed out anyway (memory stays bounded) and a break then fails.
+ * a row; past 128 rows without a token they are handed out anyway (held longer, rows outlive V8's young generation:
+ * at 1,024 a backup's heap swung 55 -> 170 MB) and a break then fails.
  */
 export async function* readRawRows(clients: SpannerClients, read: RowRead, signal?: AbortSignal): AsyncGenerator<RawCell[][]> {
   let resumeToken: Uint8Array | undefined;

@@ -1,10 +1,11 @@
-import { newRowSum, SHA256_ROWSUM, type RowSum } from '../../util/row-sum.ts';
+import { MIX64_ROWSUM, newRowSum, type RowSum } from '../../util/row-sum.ts';
 import { cellCodec, DigestWriter, type CellCodec } from './cells.ts';
 import type { TableSchema } from './schema.ts';
 import type { RawCell } from './types.ts';
 
 /** The digest of a table's rows recorded at backup and recomputed from the restored database. */
-export const SPANNER_DIGEST_ALGORITHM = `spanner-cells-v1/${SHA256_ROWSUM}`;
+// mix64-rowsum (the PostgreSQL engine's): a 64-bit hash per row, summed; SHA-256 per row was ~4 % of a backup's CPU.
+export const SPANNER_DIGEST_ALGORITHM = `spanner-cells-v1/${MIX64_ROWSUM}`;
 
 /**
  * Row count and order-independent digest of a table: each row's typed cells in canonical bytes (cells.ts), hashed,
@@ -13,7 +14,7 @@ export const SPANNER_DIGEST_ALGORITHM = `spanner-cells-v1/${SHA256_ROWSUM}`;
 export class TableDigest {
   rows = 0;
   readonly #codecs: CellCodec[];
-  readonly #sum: RowSum = newRowSum(SHA256_ROWSUM);
+  readonly #sum: RowSum = newRowSum(MIX64_ROWSUM);
   readonly #out = new DigestWriter();
 
   constructor(table: TableSchema) {

@@ -133,20 +133,54 @@ export function bytesToUnscaled(bytes: Buffer): bigint {
 
 // ---- TIMESTAMP and DATE --------------------------------------------------------------------------------------------
 
-/** Seconds since the epoch and nanoseconds of an RFC 3339 timestamp, exactly (Date would drop the nanoseconds). */
-export function parseTimestamp(text: string): { seconds: bigint; nanos: number } {
+/** Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's days_from_civil): integers only, no Date. */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+const digitsAt = (text: string, from: number, count: number): number => {
+  let n = 0;
+  for (let i = from; i < from + count; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return Number.NaN;
+    n = n * 10 + d;
+  }
+  return n;
+};
+
+/**
+ * Seconds since the epoch and nanoseconds of a TIMESTAMP as Spanner writes it (`YYYY-MM-DDTHH:MM:SS[.f…]Z`), read
+ * by position: a regex and Date.parse per cell were a tenth of a backup's CPU. Any other RFC 3339 form (an offset,
+ * lowercase) takes the general path.
+ */
+export function parseTimestamp(text: string): { seconds: number; nanos: number } {
+  const fast = text.length >= 20 && text.charCodeAt(text.length - 1) === 90 /* Z */ && text[4] === '-' && text[10] === 'T';
+  if (fast) {
+    const days = daysFromCivil(digitsAt(text, 0, 4), digitsAt(text, 5, 2), digitsAt(text, 8, 2));
+    const secondsOfDay = digitsAt(text, 11, 2) * 3600 + digitsAt(text, 14, 2) * 60 + digitsAt(text, 17, 2);
+    let nanos = 0;
+    if (text.length > 20) {
+      const digits = text.length - 21;
+      nanos = text[19] === '.' && digits >= 1 && digits <= 9 ? digitsAt(text, 20, digits) * 10 ** (9 - digits) : Number.NaN;
+    }
+    const seconds = days * 86_400 + secondsOfDay;
+    if (Number.isFinite(seconds) && Number.isFinite(nanos)) return { seconds, nanos };
+  }
   const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/i.exec(text);
   if (!match) throw new BakError(`not a TIMESTAMP: ${JSON.stringify(text)}`);
   const ms = Date.parse(`${match[1]}${match[3]!.toUpperCase()}`);
   if (Number.isNaN(ms)) throw new BakError(`not a TIMESTAMP: ${JSON.stringify(text)}`);
-  return { seconds: BigInt(ms / 1000), nanos: Number((match[2] ?? '').padEnd(9, '0')) };
+  return { seconds: ms / 1000, nanos: Number((match[2] ?? '').padEnd(9, '0')) };
 }
 
-/** Days since 1970-01-01 of a DATE (years 1-9999; Date.UTC alone would read 0001-0099 as 1901-1999). */
+/** Days since 1970-01-01 of a DATE (`YYYY-MM-DD`, years 1-9999). */
 export function parseDate(text: string): number {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
-  if (!match) throw new BakError(`not a DATE: ${JSON.stringify(text)}`);
-  const date = new Date(0);
-  date.setUTCFullYear(Number(match[1]), Number(match[2]) - 1, Number(match[3]));
-  return date.getTime() / 86_400_000;
+  const days = text.length === 10 && text[4] === '-' && text[7] === '-' ? daysFromCivil(digitsAt(text, 0, 4), digitsAt(text, 5, 2), digitsAt(text, 8, 2)) : Number.NaN;
+  if (!Number.isFinite(days)) throw new BakError(`not a DATE: ${JSON.stringify(text)}`);
+  return days;
 }
