@@ -6,9 +6,12 @@
 // handy-spanner dies on NUMERIC, JSON and FLOAT32 columns, so those are proven in test/unit/spanner-values.test.ts.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import avro from 'avsc';
+import { compressSync } from 'snappy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/repository/manifest.ts';
 import { json, runBak, show } from '../helpers/cli.ts';
@@ -25,6 +28,7 @@ const SCHEMA = [
      AY ARRAY<BYTES(MAX)>, AD ARRAY<DATE>, ATs ARRAY<TIMESTAMP>) PRIMARY KEY (Id)`,
   `CREATE TABLE Big (Id INT64 NOT NULL, Payload STRING(MAX), N FLOAT64) PRIMARY KEY (Id)`,
   `CREATE TABLE Empty (K STRING(10) NOT NULL) PRIMARY KEY (K)`,
+  `CREATE TABLE KeyOnly (K STRING(10) NOT NULL, J INT64 NOT NULL) PRIMARY KEY (K, J DESC)`,
   `CREATE UNIQUE NULL_FILTERED INDEX AlbumsByTitle ON Albums(Title) STORING (AlbumId)`,
   `CREATE INDEX SongsBySeconds ON Songs(SingerId, Seconds DESC), INTERLEAVE IN Singers`,
 ];
@@ -38,7 +42,7 @@ const TYPE_ROWS: Cell[][] = [
   ['4', true, '0', 5e-324, ' ', 'AA==', '2024-02-29', '2024-02-29T23:59:59.5Z', '2026-11-30T10:00:00.000000001Z', [null], [null], [null], [null], [null], [null], [null]],
 ];
 const BIG_ROWS = 30_000; // 3 cells each: 90,000 mutations, more than the 80,000 one commit may hold
-const ORDER: Record<string, string> = { Singers: 'SingerId', Albums: 'SingerId, AlbumId DESC', Songs: 'SingerId, AlbumId DESC, SongId', Types: 'Id', Big: 'Id', Empty: 'K' };
+const ORDER: Record<string, string> = { Singers: 'SingerId', Albums: 'SingerId, AlbumId DESC', Songs: 'SingerId, AlbumId DESC, SongId', Types: 'Id', Big: 'Id', Empty: 'K', KeyOnly: 'K, J DESC' };
 
 describe('spanner engine against handy-spanner', () => {
   let env: SpannerEnv;
@@ -68,6 +72,7 @@ describe('spanner engine against handy-spanner', () => {
     await source.insert('Albums', ['SingerId', 'AlbumId', 'Title'], [['1', '1', 'Notes'], ['1', '2', null], ['2', '1', 'COBOL'], ['3', '7', 'GOTO']]);
     await source.insert('Songs', ['SingerId', 'AlbumId', 'SongId', 'Seconds'], [['1', '1', '1', 180.5], ['1', '1', '2', null], ['1', '2', '1', 3], ['3', '7', '1', 42]]);
     await source.insert('Types', TYPE_COLUMNS, TYPE_ROWS);
+    await source.insert('KeyOnly', ['K', 'J'], [['a', '1'], ['a', '2'], ['b', '-1']]);
     await source.insert('Big', ['Id', 'Payload', 'N'], Array.from({ length: BIG_ROWS }, (_, i) => [String(i), `row ${i} ${'x'.repeat(i % 50)}`, i / 7]));
   });
 
@@ -90,7 +95,7 @@ describe('spanner engine against handy-spanner', () => {
     expect(backup.code, show(backup)).toBe(0);
     first = json<Manifest>(backup);
     const tables = first.engineDetails.tables as Array<{ name: string; rows: number; files: string[] }>;
-    expect(Object.fromEntries(tables.map((t) => [t.name, t.rows]))).toEqual({ Singers: 3, Albums: 4, Songs: 4, Types: 4, Big: BIG_ROWS, Empty: 0 });
+    expect(Object.fromEntries(tables.map((t) => [t.name, t.rows]))).toEqual({ Singers: 3, Albums: 4, Songs: 4, Types: 4, Big: BIG_ROWS, Empty: 0, KeyOnly: 3 });
     // Parents before children, as restore needs them.
     const order = tables.map((t) => t.name);
     expect(order.indexOf('Singers')).toBeLessThan(order.indexOf('Albums'));
@@ -102,7 +107,7 @@ describe('spanner engine against handy-spanner', () => {
     const restore = await bak(['--json', 'restore', first.id, '--to', restored.uri, '--endpoint', endpoint]);
     expect(restore.code, show(restore)).toBe(0);
     const plan = json(restore).details.plans[0];
-    expect(plan).toMatchObject({ action: 'create', tablesChecked: 6, rowsChecked: BIG_ROWS + 15 });
+    expect(plan).toMatchObject({ action: 'create', tablesChecked: 7, rowsChecked: BIG_ROWS + 18 });
     // 90,000 cells of Big at the default 40,000 mutations per commit: three commits for it alone.
     expect(plan.commits).toBeGreaterThanOrEqual(3 + 4);
     for (const table of Object.keys(ORDER)) await sameRows(source, restored, table);
@@ -143,7 +148,7 @@ describe('spanner engine against handy-spanner', () => {
     expect(await restored.query(`SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ''`)).toEqual([{ TABLE_NAME: 'Other' }]);
     const dry = await bak(['--json', 'restore', first.id, '--to', restored.uri, '--endpoint', endpoint, '--force', '--dry-run']);
     expect(dry.code, show(dry)).toBe(0);
-    expect(json(dry).details.plans[0]).toMatchObject({ action: 'into-existing', tables: 6 });
+    expect(json(dry).details.plans[0]).toMatchObject({ action: 'into-existing', tables: 7 });
     const forced = await bak(['restore', first.id, '--to', restored.uri, '--endpoint', endpoint, '--force', '--table', 'Singers', '--table', 'Empty']);
     expect(forced.code, show(forced)).toBe(0);
     await sameRows(source, restored, 'Singers');
@@ -156,7 +161,7 @@ describe('spanner engine against handy-spanner', () => {
     const next = json<Manifest>(second);
     expect(next.parent).toBe(first.id);
     const blobsOf = (m: Manifest, table: string) => m.items.filter((i) => i.details?.table === table).flatMap((i) => i.blobs.map((b) => b.id));
-    for (const table of ['Singers', 'Albums', 'Songs', 'Big', 'Empty']) expect(blobsOf(next, table), table).toEqual(blobsOf(first, table));
+    for (const table of ['Singers', 'Albums', 'Songs', 'Big', 'Empty', 'KeyOnly']) expect(blobsOf(next, table), table).toEqual(blobsOf(first, table));
     expect(blobsOf(next, 'Types')).not.toEqual(blobsOf(first, 'Types'));
     const typesStored = next.items.filter((i) => i.details?.table === 'Types').reduce((s, i) => s + i.blobs.reduce((t, b) => t + b.stored, 0), 0);
     expect(next.totals.newBytes).toBeLessThanOrEqual(typesStored);
@@ -196,13 +201,56 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], '*.avro-*'))):
 print(json.dumps(out, default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
 `;
     const read = JSON.parse(execFileSync('python3', ['-c', script, dir], { env: { ...process.env, PYTHONPATH: serversEnv().fastavro.pythonPath }, maxBuffer: 64 * 1024 * 1024 }).toString());
-    expect(Object.fromEntries(Object.entries(read).map(([k, v]) => [k, (v as { rows: number }).rows]))).toEqual({ Singers: 3, Albums: 4, Songs: 4, Types: 4, Big: BIG_ROWS, Empty: 0 });
+    expect(Object.fromEntries(Object.entries(read).map(([k, v]) => [k, (v as { rows: number }).rows]))).toEqual({ Singers: 3, Albums: 4, Songs: 4, Types: 4, Big: BIG_ROWS, Empty: 0, KeyOnly: 3 });
     const albums = read.Albums.schema;
     expect(albums).toMatchObject({ googleStorage: 'CloudSpanner', googleFormatVersion: '1.0.0', spannerParent: 'Singers', spannerOnDeleteAction: 'cascade', spannerPrimaryKey_0: '`SingerId` ASC', spannerPrimaryKey_1: '`AlbumId` DESC' });
     expect(albums.spannerIndex_0).toBe('CREATE UNIQUE NULL_FILTERED INDEX `AlbumsByTitle` ON `Albums`(`Title` ASC) STORING (`AlbumId`)');
     const types = read.Types;
     expect(types.schema.fields.find((f: { name: string }) => f.name === 'CT')).toMatchObject({ sqlType: 'TIMESTAMP', spannerOption_0: 'allow_commit_timestamp=TRUE' });
     expect(types.first).toMatchObject({ Id: 1, I: 9223372036854775807, S: 'ü€😀\n\t"\\\'', D: '9999-12-31', T: '9999-12-31T23:59:59.999999999Z', AI: [9223372036854775807, null, -9223372036854775808] });
+  });
+
+  it("adopts a Dataflow export (snappy blocks, Google's older properties) as a snapshot that restores cell by cell; a damaged file is refused", async () => {
+    // Google's export as Beam writes it: the same records, in snappy-compressed blocks (the test's own writer).
+    const exported = path.join(work, 'export');
+    const dataflow = path.join(work, 'dataflow');
+    await mkdir(dataflow);
+    const listing = JSON.parse(await readFile(path.join(exported, 'spanner-export.json'), 'utf8'));
+    for (const { manifestFile } of listing.tables as Array<{ manifestFile: string }>) {
+      const manifest = JSON.parse(await readFile(path.join(exported, manifestFile), 'utf8'));
+      for (const f of manifest.files) {
+        const content = await toSnappy(await readFile(path.join(exported, f.name)));
+        await writeFile(path.join(dataflow, f.name), content);
+        f.md5 = createHash('md5').update(content).digest('base64');
+      }
+      await writeFile(path.join(dataflow, manifestFile), JSON.stringify(manifest));
+    }
+    await writeFile(path.join(dataflow, 'spanner-export.json'), JSON.stringify(listing));
+    const adoptedSource = target('bak-adopted');
+    const adopt = await bak(['--json', 'backup', adoptedSource.uri, '--from-export', dataflow]);
+    expect(adopt.code, show(adopt)).toBe(0);
+    const adopted = json<Manifest>(adopt);
+    expect(adopted.engineDetails).toMatchObject({ adoptedFrom: dataflow, readTimestamp: null, schemaFrom: 'Dataflow export' });
+    expect((adopted.engineDetails.tables as Array<{ name: string; rows: number }>).map((t) => [t.name, t.rows])).toEqual(
+      (first.engineDetails.tables as Array<{ name: string; rows: number }>).map((t) => [t.name, t.rows]),
+    );
+    const restored = target('bak-adopt-r');
+    const restore = await bak(['--json', 'restore', adopted.id, '--to', restored.uri, '--endpoint', endpoint]);
+    expect(restore.code, show(restore)).toBe(0);
+    expect(json(restore).details.plans[0]).toMatchObject({ tablesChecked: 7, rowsChecked: BIG_ROWS + 18 });
+    for (const table of Object.keys(ORDER)) await sameRows(source, restored, table);
+
+    // One flipped byte in one data file: refused (exit 3), naming the file, and no snapshot.
+    const manifest = JSON.parse(await readFile(path.join(dataflow, 'Types-manifest.json'), 'utf8'));
+    const damaged = path.join(dataflow, manifest.files[0].name);
+    const bytes = await readFile(damaged);
+    bytes.writeUInt8(bytes[bytes.length - 20]! ^ 0x01, bytes.length - 20);
+    await writeFile(damaged, bytes);
+    const before = json<{ snapshots: Manifest[] }>(await bak(['--json', 'snapshots'])).snapshots.length;
+    const refused = await bak(['backup', adoptedSource.uri, '--from-export', dataflow]);
+    expect(refused.code, show(refused)).toBe(3);
+    expect(refused.stderr).toMatch(new RegExp(`data file ${manifest.files[0].name.replace(/\./g, '\\.')} of table Types has MD5 \\S+, its manifest says`));
+    expect(json<{ snapshots: Manifest[] }>(await bak(['--json', 'snapshots'])).snapshots.length).toBe(before);
   });
 
   it('verify --level restore restores into a scratch database, checks it and drops it', async () => {
@@ -257,3 +305,47 @@ print(json.dumps(out, default=lambda v: v.hex() if isinstance(v, bytes) else str
     });
   });
 });
+
+/** The test's own Beam-style writer: an Avro file's records again, in snappy blocks (each followed by its CRC-32). */
+async function toSnappy(file: Buffer): Promise<Buffer> {
+  const long = avro.types.LongType.__with({
+    fromBuffer: (b: Buffer) => b.readBigInt64LE(),
+    toBuffer: (n: bigint) => {
+      const b = Buffer.alloc(8);
+      b.writeBigInt64LE(n);
+      return b;
+    },
+    fromJSON: BigInt,
+    toJSON: Number,
+    isValid: (n: unknown) => typeof n === 'bigint',
+    compare: (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0),
+  });
+  let schema: Record<string, unknown> = {};
+  const records: unknown[] = [];
+  const decoder = new avro.streams.BlockDecoder({ parseHook: (s: avro.Schema) => avro.Type.forSchema(s, { registry: { long } }) });
+  decoder.on('metadata', (_t: unknown, _c: unknown, header: { meta: Record<string, Buffer> }) => (schema = JSON.parse(header.meta['avro.schema']!.toString())));
+  decoder.end(file);
+  for await (const record of decoder) records.push(record);
+  // Older exports: an empty spannerParent on top-level tables, no spannerInterleaveType.
+  if (!schema.spannerParent) schema.spannerParent = '';
+  delete schema.spannerInterleaveType;
+  const snappy = (buf: Buffer, done: (err: Error | null, out?: Buffer) => void) => {
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc32(buf) >>> 0);
+    done(null, Buffer.concat([compressSync(buf), sum]));
+  };
+  const collect = async (encoder: avro.streams.BlockEncoder, values: unknown[]) => {
+    const parts: Buffer[] = [];
+    encoder.on('data', (b: Buffer) => parts.push(b));
+    const ended = new Promise((resolve, reject) => encoder.on('end', resolve).on('error', reject));
+    for (const v of values) encoder.write(v);
+    encoder.end();
+    await ended;
+    return Buffer.concat(parts);
+  };
+  const sync = Buffer.alloc(16, 7);
+  const opts = { codec: 'snappy', codecs: { snappy }, syncMarker: sync };
+  const header = await collect(new avro.streams.BlockEncoder(schema as avro.Schema, { ...opts, writeHeader: true } as never), []);
+  const blocks = await collect(new avro.streams.BlockEncoder(avro.Type.forSchema(schema as avro.Schema, { registry: { long } }), { ...opts, writeHeader: 'never', blockSize: 4096 } as never), records);
+  return Buffer.concat([header, blocks]);
+}

@@ -20,7 +20,9 @@ describe('config.example.json', () => {
   it("gives every job options its engine accepts (engines of this build)", () => {
     for (const [name, job] of Object.entries(config.jobs)) {
       const engine = findEngine(job.engine);
-      if (engine) expect(() => engine.parseSource(job.source, job.options), `job ${name}`).not.toThrow();
+      // Secret references ({"env": …}, {"file": …}) stand for strings; the engine sees them resolved.
+      const resolved = JSON.parse(JSON.stringify(job.options), (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) && ('env' in v || 'file' in v) && Object.keys(v).length === 1 ? 'secret' : v));
+      if (engine) expect(() => engine.parseSource(job.source, resolved), `job ${name}`).not.toThrow();
     }
   });
 

@@ -28,6 +28,7 @@ interface BackupFlags {
   readTimestamp?: string;
   staleness?: number;
   keyFile?: string;
+  fromExport?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -56,6 +57,7 @@ export function registerBackup(program: Command): void {
     .option('--read-timestamp <rfc3339>', 'spanner: read the database as of this time (within its version retention)')
     .addOption(new Option('--staleness <seconds>', 'spanner: read the database as it was this many seconds ago').argParser(parsePositiveInt))
     .option('--key-file <path>', 'spanner: a service-account key file (default: Application Default Credentials)')
+    .option('--from-export <dir>', "spanner: adopt a folder (or gs://…) of Google's Dataflow Avro export as the snapshot, checked by its MD5s")
     .option('--include <glob>', 's3: only keys matching, relative to the prefix (repeatable; * within a segment, ** across)', collect)
     .option('--exclude <glob>', 's3: skip keys matching (repeatable)', collect)
     .option('--endpoint <url>', 's3: S3-compatible endpoint (MinIO, Ceph, R2 …); spanner: http://host:port of an emulator, or another API endpoint')
@@ -92,6 +94,7 @@ export function registerBackup(program: Command): void {
           readTimestamp: flags.readTimestamp,
           stalenessSeconds: flags.staleness,
           keyFile: flags.keyFile,
+          fromExport: flags.fromExport,
         };
         // Each engine validates the options it takes and names any it does not.
         for (const [key, value] of Object.entries(engineFlags)) if (value !== undefined) options[key] = value;

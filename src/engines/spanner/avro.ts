@@ -104,7 +104,12 @@ export async function encodeAll(encoder: avro.streams.BlockEncoder): Promise<Buf
   return Buffer.concat(parts);
 }
 
-/** A decoder of object container files whose INT64 values come back as BigInt. */
-export function newAvroDecoder(): avro.streams.BlockDecoder {
-  return new avro.streams.BlockDecoder({ parseHook: (schema: avro.Schema) => avro.Type.forSchema(schema, { registry: { long: INT64 } }) });
+type Codec = (block: Buffer, done: (err: Error | null, data?: Buffer) => void) => void;
+
+/** A decoder of object container files whose INT64 values come back as BigInt; `codecs` beyond avsc's null and deflate. */
+export function newAvroDecoder(codecs: Record<string, Codec> = {}): avro.streams.BlockDecoder {
+  return new avro.streams.BlockDecoder({
+    parseHook: (schema: avro.Schema) => avro.Type.forSchema(schema, { registry: { long: INT64 } }),
+    codecs: { ...avro.streams.BlockDecoder.defaultCodecs(), ...codecs },
+  } as never);
 }

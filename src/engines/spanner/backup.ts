@@ -1,9 +1,7 @@
-import { once } from 'node:events';
 import { BakError, UsageError } from '../../errors.ts';
 import { TaskPool } from '../../util/concurrency.ts';
 import { globMatch } from '../../util/glob.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
-import { AvroFileWriter, tableAvro } from './avro.ts';
 import { describeSpannerError, grpcCode, Status } from './client.ts';
 import { readSchema } from './information-schema.ts';
 import { backupNative } from './native.ts';
@@ -11,11 +9,9 @@ import { readRawRows } from './read.ts';
 import { keepForeignKeysWithin, parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema } from './schema.ts';
 import { assertGoogleSql, describeDatabase, openSession, type DatabaseSession } from './session.ts';
 import { databasePath, type SpannerSource } from './source.ts';
-import { SPANNER_DIGEST_ALGORITHM, TableDigest } from './table-digest.ts';
+import { SPANNER_DIGEST_ALGORITHM } from './table-digest.ts';
+import { DDL_ITEM, DDL_KIND, TableFileWriter } from './table-files.ts';
 
-export const AVRO_KIND = 'spanner-avro';
-export const DDL_KIND = 'spanner-ddl';
-export const DDL_ITEM = 'schema.ddl';
 
 /** What the manifest records per table: enough to restore it in order and prove the restore. */
 export interface BackedUpTable {
@@ -24,10 +20,8 @@ export interface BackedUpTable {
   digest: string;
   /** Item names of its Avro files, in order. */
   files: string[];
-}
-
-export function avroItemName(table: string, index: number): string {
-  return `tables/${table}/${table}.avro-${String(index).padStart(5, '0')}`;
+  /** The columns the digest covers, when not all of them (an adopted export has no generated columns' values). */
+  digestColumns?: string[];
 }
 
 /** Tables the options select; an interleaved child whose parent is left out cannot be restored, so it is refused. */
@@ -76,6 +70,10 @@ export async function backupSpanner(ctx: BackupContext & { source: SpannerSource
   const what = `backup of ${databasePath(ref)}`;
   if (source.options.mode === 'dataflow') {
     throw new UsageError('spanner mode dataflow is not available in this version of bak yet: use mode export (one machine) or native (a Spanner managed backup)');
+  }
+  if (source.options.fromExport !== undefined) {
+    if (source.options.mode !== 'export') throw new UsageError('fromExport adopts a Dataflow export as an export-mode snapshot: it takes no other mode');
+    return (await import('./adopt.ts')).adoptDataflowExport(ctx);
   }
   const session = await openSession(source.options, ref, what);
   try {
@@ -156,51 +154,13 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
 }
 
 async function exportTable(ctx: BackupContext & { source: SpannerSource }, session: DatabaseSession, transactionId: Uint8Array, table: TableSchema): Promise<BackedUpTable> {
-  const { writer, source, signal } = ctx;
-  const avroTable = tableAvro(table);
-  const digest = new TableDigest(table);
-  const files: string[] = [];
-  const names = table.columns.map((c) => c.name);
-  const codecs = avroTable.codecs;
-
-  let file = new AvroFileWriter(avroTable);
-  let stored: Promise<unknown> | undefined;
-  let fileBytes = 0;
-  const openFile = () => {
-    const info = { name: avroItemName(table.name, files.length), kind: AVRO_KIND, rows: 0, details: { table: table.name } };
-    files.push(info.name);
-    const rowsAtStart = digest.rows;
-    stored = writer.addItem(info, file.bytes()).then((item) => {
-      item.rows = digest.rows - rowsAtStart;
-      return item;
-    });
-    stored.catch(() => undefined);
-  };
-  const closeFile = async () => {
-    file.encoder.end();
-    await stored;
-  };
-  openFile();
+  const out = new TableFileWriter(ctx.writer, table, ctx.source.options.avroFileBytes);
   try {
-    for await (const batch of readRawRows(session.clients, { session: session.session, transactionId, table: table.name, columns: names }, signal)) {
-      for (const row of batch) {
-        fileBytes += digest.add(row);
-        const record: Record<string, unknown> = {};
-        for (let i = 0; i < codecs.length; i++) record[names[i]!] = codecs[i] ? codecs[i]!.toAvro(row[i]!) : null;
-        if (!file.encoder.write(record)) await once(file.encoder, 'drain');
-        if (fileBytes >= source.options.avroFileBytes) {
-          await closeFile();
-          file = new AvroFileWriter(avroTable);
-          fileBytes = 0;
-          openFile();
-        }
-      }
-    }
-    await closeFile();
+    const read = { session: session.session, transactionId, table: table.name, columns: table.columns.map((c) => c.name) };
+    for await (const batch of readRawRows(session.clients, read, ctx.signal)) for (const row of batch) await out.add(row);
+    return { name: table.name, ...(await out.finish()) };
   } catch (err) {
-    file.encoder.destroy();
-    await stored?.catch(() => undefined);
+    await out.abandon();
     throw err instanceof BakError ? err : describeSpannerError(err, `reading table ${table.name}`, session.ref, session.clients.where);
   }
-  return { name: table.name, rows: digest.rows, digest: digest.hex(), files };
 }

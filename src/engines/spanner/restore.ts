@@ -32,9 +32,12 @@ export const spannerRestoreOptionsSchema = z
     scratch: z.boolean().default(false),
     /** Tables loaded at once (`--jobs`). */
     jobs: z.number().int().positive().max(64).default(4),
-    /** Per commit: Spanner allows 80,000 mutations (cells, with index entries) and 100 MiB; bak stays well under. */
+    /**
+     * Per commit: Spanner allows 80,000 mutations (cells, with index entries) and 100 MiB; Google's import commits about
+     * 1 MiB at a time. 3 MiB also stays under the 4 MiB a gRPC server takes by default (handy-spanner does not raise it).
+     */
     mutationsPerCommit: z.number().int().positive().max(80_000).default(40_000),
-    bytesPerCommit: z.number().int().positive().max(100 * 1024 * 1024).default(32 * 1024 * 1024),
+    bytesPerCommit: z.number().int().positive().max(100 * 1024 * 1024).default(3 * 1024 * 1024),
   })
   .strict();
 export type SpannerRestoreOptions = z.infer<typeof spannerRestoreOptionsSchema>;
@@ -42,7 +45,7 @@ export type SpannerRestoreOptions = z.infer<typeof spannerRestoreOptionsSchema>;
 const detailsSchema = z
   .object({
     schema: z.object({ dialect: z.literal('GOOGLE_STANDARD_SQL'), tables: z.array(z.object({ name: z.string() }).loose()), views: z.array(z.object({ name: z.string() }).loose()) }).loose(),
-    tables: z.array(z.object({ name: z.string(), rows: z.number(), digest: z.string(), files: z.array(z.string()) }).strict()),
+    tables: z.array(z.object({ name: z.string(), rows: z.number(), digest: z.string(), files: z.array(z.string()), digestColumns: z.array(z.string()).optional() }).strict()),
     digestAlgorithm: z.string(),
   })
   .loose();
@@ -142,13 +145,17 @@ export async function restoreSpanner(ctx: EngineContext, manifest: Manifest, tar
     let commits = 0;
     let bytes = 0;
     if (plan.action !== 'check-only') {
-      const loaded = await loadTables(ctx.repo, manifest, session, selected, options, ctx.signal);
+      // A fresh database takes plain inserts (insert-or-update with no non-key column is not valid on every server);
+      // rows already there (--force) are updated.
+      const mutation = plan.action === 'into-existing' ? 'insertOrUpdate' : 'insert';
+      const loaded = await loadTables(ctx.repo, manifest, session, selected, { ...options, mutation }, ctx.signal);
       commits = loaded.commits;
       bytes = loaded.bytes;
       plan.commits = commits;
       if (ddl.afterData.length) {
         ctx.log.info(`creating ${ddl.afterData.length} indexes, foreign keys and views`);
         await updateDdl(clients, ref, plan.action === 'create' || plan.action === 'into-empty' ? ddl.afterData : await missingAfterData(session, ddl.afterData));
+        await assertIndexesCreated(session, schema);
       }
     }
 
@@ -200,11 +207,22 @@ async function missingAfterData(session: DatabaseSession, statements: string[]):
   });
 }
 
+/** UpdateDatabaseDdl can report success for statements it did not apply (handy-spanner drops their errors): check. */
+async function assertIndexesCreated(session: DatabaseSession, schema: DatabaseSchema): Promise<void> {
+  const rows = await queryRows(session.clients, session.session, `SELECT INDEX_NAME FROM INFORMATION_SCHEMA.INDEXES WHERE TABLE_SCHEMA = ''`, { singleUse: { readOnly: { strong: true } } });
+  const have = new Set(rows.map((r) => String(r.INDEX_NAME)));
+  const missing = schema.tables.flatMap((t) => t.indexes.filter((i) => !have.has(i.name)).map((i) => `${t.name}.${i.name}`));
+  if (missing.length) throw new BakError(`the restore's indexes were not all created in ${databasePath(session.ref)}: ${missing.join(', ')} missing`);
+}
+
 async function updateDdl(clients: SpannerClients, ref: DatabaseRef, statements: string[]): Promise<void> {
   if (statements.length === 0) return;
   const [operation] = await clients.admin.updateDatabaseDdl({ database: databasePath(ref), statements });
   await operation.promise();
 }
+
+/** A commit gets 5 minutes, retries included: gax's default would retry a too-large commit for an hour. */
+const COMMIT_CALL = { timeout: 300_000 };
 
 /** Loads every selected table: a table starts once its parent's rows are all in; `jobs` tables at a time. */
 async function loadTables(
@@ -212,7 +230,7 @@ async function loadTables(
   manifest: Manifest,
   session: DatabaseSession,
   tables: ReadonlyArray<{ schema: TableSchema; recorded: BackedUpTable }>,
-  options: SpannerRestoreOptions,
+  options: SpannerRestoreOptions & { mutation: 'insert' | 'insertOrUpdate' },
   signal?: AbortSignal,
 ): Promise<{ commits: number; bytes: number }> {
   const items = new Map(manifest.items.map((i) => [i.name, i]));
@@ -246,7 +264,7 @@ async function loadTable(
   session: DatabaseSession,
   table: TableSchema,
   files: ManifestItem[],
-  options: SpannerRestoreOptions,
+  options: SpannerRestoreOptions & { mutation: 'insert' | 'insertOrUpdate' },
   signal?: AbortSignal,
 ): Promise<{ commits: number }> {
   // Generated columns are computed by Spanner, never written.
@@ -263,7 +281,7 @@ async function loadTable(
     batch = [];
     batchBytes = 0;
     const [tx] = await session.clients.data.beginTransaction({ session: session.session, options: { readWrite: {} } });
-    await session.clients.data.commit({ session: session.session, transactionId: tx.id, mutations: [{ insertOrUpdate: { table: table.name, columns: names, values } }] });
+    await session.clients.data.commit({ session: session.session, transactionId: tx.id, mutations: [{ [options.mutation]: { table: table.name, columns: names, values } }] }, COMMIT_CALL);
     commits++;
   };
   for (const file of files) {

@@ -36,6 +36,8 @@ export const spannerOptionsSchema = z
     avroFileBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
     /** native mode: how long Spanner keeps the backup (seconds; at most a year). */
     expireAfterSeconds: z.number().int().positive().max(366 * 86_400).default(30 * 86_400),
+    /** Adopt this folder (a path or gs://…) written by Google's Dataflow export as the snapshot, instead of reading the database. */
+    fromExport: z.string().min(1).optional(),
     allowPartial: z.boolean().default(false),
   })
   .strict();

@@ -1,6 +1,6 @@
 import { MIX64_ROWSUM, newRowSum, type RowSum } from '../../util/row-sum.ts';
 import { cellCodec, DigestWriter, type CellCodec } from './cells.ts';
-import type { TableSchema } from './schema.ts';
+import type { ColumnSchema } from './schema.ts';
 import type { RawCell } from './types.ts';
 
 /** The digest of a table's rows recorded at backup and recomputed from the restored database. */
@@ -17,11 +17,12 @@ export class TableDigest {
   readonly #sum: RowSum = newRowSum(MIX64_ROWSUM);
   readonly #out = new DigestWriter();
 
-  constructor(table: TableSchema) {
-    this.#codecs = table.columns.map((c) => cellCodec(c.type, c.nullable));
+  /** Over these columns, in this order (a table's columns; an adopted export's lack the generated ones). */
+  constructor(columns: readonly ColumnSchema[]) {
+    this.#codecs = columns.map((c) => cellCodec(c.type, c.nullable));
   }
 
-  /** Adds one row (cells in `table.columns` order); returns the length of its canonical bytes. */
+  /** Adds one row (cells in the constructor's column order); returns the length of its canonical bytes. */
   add(row: readonly RawCell[]): number {
     const out = this.#out;
     out.reset();
