@@ -1,10 +1,12 @@
 import { BakError, UsageError } from '../../errors.ts';
-import { TaskPool } from '../../util/concurrency.ts';
+import { Limiter, TaskPool } from '../../util/concurrency.ts';
 import { globMatch } from '../../util/glob.ts';
+import { addDigests } from '../../util/row-sum.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { describeSpannerError, grpcCode, Status } from './client.ts';
 import { readSchema } from './information-schema.ts';
 import { backupNative } from './native.ts';
+import { Partitioner } from './partitions.ts';
 import { readRawRows } from './read.ts';
 import { keepForeignKeysWithin, parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema } from './schema.ts';
 import { assertGoogleSql, describeDatabase, openSession, type DatabaseSession } from './session.ts';
@@ -22,6 +24,8 @@ export interface BackedUpTable {
   files: string[];
   /** The columns the digest covers, when not all of them (an adopted export has no generated columns' values). */
   digestColumns?: string[];
+  /** How many partitions it was read in, when more than one (each has files of its own). */
+  partitions?: number;
 }
 
 /** Tables the options select; an interleaved child whose parent is left out cannot be restored, so it is refused. */
@@ -130,10 +134,13 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
   log.info(`Spanner ${databasePath(ref)} at ${clients.where}: ${tables.length} tables at ${readTimestamp} (schema from ${ddlSource})`);
 
   const done: BackedUpTable[] = [];
+  // `jobs` tables in flight, and `jobs` read streams in all: a table read in partitions takes several.
   const pool = new TaskPool(source.options.jobs);
+  const streams = new Limiter(source.options.jobs);
+  const partitioner = new Partitioner(clients, session.session, transactionId, source.options.partitionedReads ? source.options.jobs * 4 : 1);
   for (const table of tables) {
     await pool.submit(async () => {
-      done.push(await exportTable(ctx, session, transactionId, table));
+      done.push(await exportTable(ctx, session, streams, partitioner, transactionId, table));
     });
   }
   await pool.drain();
@@ -145,6 +152,7 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
       readTimestamp,
       readTimestampFrom,
       schemaFrom: ddlSource,
+      partitionedReads: partitioner.supported && source.options.partitionedReads,
       schemaGaps: reading.gaps,
       schema,
       digestAlgorithm: SPANNER_DIGEST_ALGORITHM,
@@ -153,14 +161,29 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
   };
 }
 
-async function exportTable(ctx: BackupContext & { source: SpannerSource }, session: DatabaseSession, transactionId: Uint8Array, table: TableSchema): Promise<BackedUpTable> {
-  const out = new TableFileWriter(ctx.writer, table, ctx.source.options.avroFileBytes);
-  try {
-    const read = { session: session.session, transactionId, table: table.name, columns: table.columns.map((c) => c.name) };
-    for await (const batch of readRawRows(session.clients, read, ctx.signal)) for (const row of batch) await out.add(row);
-    return { name: table.name, ...(await out.finish()) };
-  } catch (err) {
-    await out.abandon();
-    throw err instanceof BakError ? err : describeSpannerError(err, `reading table ${table.name}`, session.ref, session.clients.where);
-  }
+async function exportTable(ctx: BackupContext & { source: SpannerSource }, session: DatabaseSession, streams: Limiter, partitioner: Partitioner, transactionId: Uint8Array, table: TableSchema): Promise<BackedUpTable> {
+  const columns = table.columns.map((c) => c.name);
+  const readInto = (part: number | undefined, partitionToken: Uint8Array | undefined) =>
+    streams.run(async () => {
+      const out = new TableFileWriter(ctx.writer, table, ctx.source.options.avroFileBytes, undefined, part);
+      try {
+        const read = { session: session.session, transactionId, table: table.name, columns, ...(partitionToken ? { partitionToken } : {}) };
+        for await (const batch of readRawRows(session.clients, read, ctx.signal)) for (const row of batch) await out.add(row);
+        return await out.finish();
+      } catch (err) {
+        await out.abandon();
+        throw err instanceof BakError ? err : describeSpannerError(err, `reading table ${table.name}`, session.ref, session.clients.where);
+      }
+    });
+  const tokens = await partitioner.partitions(table.name, columns);
+  if (!tokens) return { name: table.name, ...(await readInto(undefined, undefined)) };
+  // Partitions in parallel, each into files of its own; row counts and digests (sums over rows) add up.
+  const parts = await Promise.all(tokens.map((token, part) => readInto(part, token)));
+  return {
+    name: table.name,
+    rows: parts.reduce((sum, p) => sum + p.rows, 0),
+    digest: parts.map((p) => p.digest).reduce(addDigests),
+    files: parts.flatMap((p) => p.files),
+    partitions: parts.length,
+  };
 }

@@ -45,7 +45,7 @@ export type SpannerRestoreOptions = z.infer<typeof spannerRestoreOptionsSchema>;
 const detailsSchema = z
   .object({
     schema: z.object({ dialect: z.literal('GOOGLE_STANDARD_SQL'), tables: z.array(z.object({ name: z.string() }).loose()), views: z.array(z.object({ name: z.string() }).loose()) }).loose(),
-    tables: z.array(z.object({ name: z.string(), rows: z.number(), digest: z.string(), files: z.array(z.string()), digestColumns: z.array(z.string()).optional() }).strict()),
+    tables: z.array(z.object({ name: z.string(), rows: z.number(), digest: z.string(), files: z.array(z.string()), digestColumns: z.array(z.string()).optional(), partitions: z.number().int().positive().optional() }).strict()),
     digestAlgorithm: z.string(),
   })
   .loose();

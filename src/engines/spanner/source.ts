@@ -30,8 +30,10 @@ export const spannerOptionsSchema = z
     readTimestamp: z.iso.datetime({ offset: true }).optional(),
     /** Read the database as it was this many seconds ago (exact staleness). */
     stalenessSeconds: z.number().positive().optional(),
-    /** Tables read at once (`--jobs`). */
+    /** Tables read at once, and read streams in all (`--jobs`). */
     jobs: z.number().int().positive().max(64).default(4),
+    /** Read a large table in partitions (PartitionRead) on several streams where the server has them. */
+    partitionedReads: z.boolean().default(true),
     /** Uncompressed size at which a table's Avro file is closed and the next one begun. */
     avroFileBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
     /** native mode: how long Spanner keeps the backup (seconds; at most a year). */

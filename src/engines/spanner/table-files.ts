@@ -9,8 +9,9 @@ export const AVRO_KIND = 'spanner-avro';
 export const DDL_KIND = 'spanner-ddl';
 export const DDL_ITEM = 'schema.ddl';
 
-export function avroItemName(table: string, index: number): string {
-  return `tables/${table}/${table}.avro-${String(index).padStart(5, '0')}`;
+/** A table's Avro file `index` (of partition `part`, for a table read in partitions). */
+export function avroItemName(table: string, index: number, part?: number): string {
+  return `tables/${table}/${table}.avro-${part === undefined ? '' : `p${String(part).padStart(4, '0')}-`}${String(index).padStart(5, '0')}`;
 }
 
 /**
@@ -32,7 +33,10 @@ export class TableFileWriter {
   #cells: RawCell[] = [];
 
   /** `digestColumns`: the columns the digest covers (default all; an adopted export has no generated values). */
-  constructor(writer: SnapshotWriter, table: TableSchema, fileBytes: number, digestColumns?: readonly string[]) {
+  readonly #part: number | undefined;
+
+  constructor(writer: SnapshotWriter, table: TableSchema, fileBytes: number, digestColumns?: readonly string[], part?: number) {
+    this.#part = part;
     this.#writer = writer;
     this.#table = table;
     this.#avro = tableAvro(table);
@@ -50,7 +54,7 @@ export class TableFileWriter {
 
   #open(): AvroFileWriter {
     const file = new AvroFileWriter(this.#avro);
-    const info = { name: avroItemName(this.#table.name, this.files.length), kind: AVRO_KIND, rows: 0, details: { table: this.#table.name } };
+    const info = { name: avroItemName(this.#table.name, this.files.length, this.#part), kind: AVRO_KIND, rows: 0, details: { table: this.#table.name } };
     this.files.push(info.name);
     const rowsAtStart = this.#digest.rows;
     this.#stored = this.#writer.addItem(info, file.bytes()).then((item) => {
