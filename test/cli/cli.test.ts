@@ -141,12 +141,12 @@ describe('config check', () => {
   it('accepts config.example.json and prints every job with secrets redacted', async () => {
     const result = await runBak(['--config', example, 'config', 'check'], { env: exampleEnv });
     expect(result.code, result.stderr).toBe(0);
-    for (const job of ['nightly-pg', 'orders-spanner', 'orders-spanner-native', 'analytics-bq', 'ledger-datomic', 'assets-s3']) expect(result.stdout).toContain(`job ${job}`);
+    for (const job of ['nightly-pg', 'orders-spanner', 'orders-spanner-native', 'orders-spanner-dataflow', 'analytics-bq', 'ledger-datomic', 'assets-s3']) expect(result.stdout).toContain(`job ${job}`);
     expect(result.stdout).toContain('config ok');
     for (const secret of Object.values(exampleEnv)) expect(result.stdout + result.stderr).not.toContain(secret);
     const json = JSON.parse((await runBak(['--config', example, 'config', 'check', '--json'], { env: exampleEnv })).stdout);
     expect(json.ok).toBe(true);
-    expect(json.jobs).toHaveLength(6);
+    expect(json.jobs).toHaveLength(7);
   });
 
   it('reports secret references whose environment variables are not set (exit 2)', async () => {

@@ -100,7 +100,7 @@ describe('spanner engine against handy-spanner', () => {
     const order = tables.map((t) => t.name);
     expect(order.indexOf('Singers')).toBeLessThan(order.indexOf('Albums'));
     expect(order.indexOf('Albums')).toBeLessThan(order.indexOf('Songs'));
-    expect(first.engineDetails.schemaFrom).toBe('INFORMATION_SCHEMA');
+    expect(first.engineDetails).toMatchObject({ schemaFrom: 'INFORMATION_SCHEMA', ddlFrom: 'INFORMATION_SCHEMA', partitionedReads: false });
     expect(typeof first.engineDetails.readTimestamp).toBe('string');
 
     const restored = target('bak-dst');

@@ -14,7 +14,6 @@ import { databasePath, type SpannerSource } from './source.ts';
 import { SPANNER_DIGEST_ALGORITHM } from './table-digest.ts';
 import { DDL_ITEM, DDL_KIND, TableFileWriter } from './table-files.ts';
 
-
 /** What the manifest records per table: enough to restore it in order and prove the restore. */
 export interface BackedUpTable {
   name: string;
@@ -65,16 +64,14 @@ function timestampText(ts: { seconds?: unknown; nanos?: unknown } | null | undef
 /**
  * Export mode: every selected table read in one read-only transaction (one timestamp), its rows streamed into Avro
  * object container files in Google's export format, each file a repository item, with a row count and a digest of
- * the typed cells per table. Tables are read `parallelism` at a time; rows come in primary-key order, so an unchanged
- * table gives the same bytes and dedups against the last snapshot.
+ * the typed cells per table. Tables are read `jobs` at a time; rows come in primary-key order, so an unchanged table
+ * gives the same bytes and dedups against the last snapshot.
  */
 export async function backupSpanner(ctx: BackupContext & { source: SpannerSource }): Promise<BackupResult> {
-  const { source, log } = ctx;
+  const { source } = ctx;
   const ref = source.options.ref;
   const what = `backup of ${databasePath(ref)}`;
-  if (source.options.mode === 'dataflow') {
-    throw new UsageError('spanner mode dataflow is not available in this version of bak yet: use mode export (one machine) or native (a Spanner managed backup)');
-  }
+  if (source.options.mode === 'dataflow') return (await import('./dataflow.ts')).backupDataflow(ctx);
   if (source.options.fromExport !== undefined) {
     if (source.options.mode !== 'export') throw new UsageError('fromExport adopts a Dataflow export as an export-mode snapshot: it takes no other mode');
     return (await import('./adopt.ts')).adoptDataflowExport(ctx);
@@ -151,7 +148,8 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
       dialect: schema.dialect,
       readTimestamp,
       readTimestampFrom,
-      schemaFrom: ddlSource,
+      schemaFrom: 'INFORMATION_SCHEMA',
+      ddlFrom: ddlSource,
       partitionedReads: partitioner.supported && source.options.partitionedReads,
       schemaGaps: reading.gaps,
       schema,

@@ -15,6 +15,7 @@ import { queryRows } from './query.ts';
 import { keepForeignKeysWithin, parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema } from './schema.ts';
 import { describeDatabase, openSession, type DatabaseSession } from './session.ts';
 import { databasePath, parseSpannerUri, spannerConnectionFields, zodProblems, type DatabaseRef } from './source.ts';
+import { SPANNER_DIGEST_ALGORITHM } from './table-digest.ts';
 import { encodeProtoValue, type RawCell } from './types.ts';
 import { globMatch } from '../../util/glob.ts';
 
@@ -59,6 +60,9 @@ export interface SpannerSnapshotContent {
 export function snapshotContent(manifest: Manifest): SpannerSnapshotContent {
   const parsed = detailsSchema.safeParse(manifest.engineDetails);
   if (!parsed.success) throw new BakError(`snapshot ${manifest.id} has no readable Spanner table list: ${zodProblems('engineDetails', parsed.error)}`, 2);
+  if (parsed.data.digestAlgorithm !== SPANNER_DIGEST_ALGORITHM) {
+    throw new BakError(`snapshot ${manifest.id} records digests of kind ${parsed.data.digestAlgorithm}, which this bak cannot check (it knows ${SPANNER_DIGEST_ALGORITHM}): a newer bak wrote it`, 2);
+  }
   return parsed.data as unknown as SpannerSnapshotContent;
 }
 

@@ -38,6 +38,23 @@ export const spannerOptionsSchema = z
     avroFileBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
     /** native mode: how long Spanner keeps the backup (seconds; at most a year). */
     expireAfterSeconds: z.number().int().positive().max(366 * 86_400).default(30 * 86_400),
+    /** dataflow mode: where and how Google's export template runs. */
+    dataflow: z
+      .object({
+        /** gs:// folder the job writes into (its export lands in <outputDir>/<instance>-<database>-<job id>/). */
+        outputDir: z.string().min(1),
+        region: z.string().min(1).default('us-central1'),
+        /** Default gs://dataflow-templates-<region>/latest/Cloud_Spanner_to_GCS_Avro. */
+        templatePath: z.string().min(1).optional(),
+        serviceAccount: z.string().min(1).optional(),
+        tempLocation: z.string().min(1).optional(),
+        /** Default https://dataflow.googleapis.com; http://… is a stand-in without credentials (tests). */
+        apiEndpoint: z.string().min(1).optional(),
+        pollSeconds: z.number().positive().default(30),
+        timeoutSeconds: z.number().positive().default(24 * 3600),
+      })
+      .strict()
+      .optional(),
     /** Adopt this folder (a path or gs://…) written by Google's Dataflow export as the snapshot, instead of reading the database. */
     fromExport: z.string().min(1).optional(),
     allowPartial: z.boolean().default(false),
