@@ -173,7 +173,12 @@ async function exportTable(ctx: BackupContext & { source: SpannerSource }, sessi
         throw err instanceof BakError ? err : describeSpannerError(err, `reading table ${table.name}`, session.ref, session.clients.where);
       }
     });
-  const tokens = await partitioner.partitions(table.name, columns);
+  let tokens: Uint8Array[] | undefined;
+  try {
+    tokens = await partitioner.partitions(table.name, columns);
+  } catch (err) {
+    throw describeSpannerError(err, `reading table ${table.name}`, session.ref, session.clients.where);
+  }
   if (!tokens) return { name: table.name, ...(await readInto(undefined, undefined)) };
   // Partitions in parallel, each into files of its own; row counts and digests (sums over rows) add up.
   const parts = await Promise.all(tokens.map((token, part) => readInto(part, token)));

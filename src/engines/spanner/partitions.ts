@@ -28,22 +28,20 @@ export class Partitioner {
   async partitions(table: string, columns: string[]): Promise<Uint8Array[] | undefined> {
     if (!this.#supported || this.#maxPartitions < 2) return undefined;
     try {
-      const [response] = await this.#clients.data.partitionRead({
-        session: this.#session,
-        transaction: { id: this.#transactionId },
-        table,
-        columns,
-        keySet: { all: true },
-        partitionOptions: { maxPartitions: this.#maxPartitions },
-      });
+      // No retries: a table whose partitioning fails for a moment is read on one stream instead.
+      const [response] = await this.#clients.data.partitionRead(
+        { session: this.#session, transaction: { id: this.#transactionId }, table, columns, keySet: { all: true }, partitionOptions: { maxPartitions: this.#maxPartitions } },
+        { timeout: 60_000, maxRetries: 0 },
+      );
       const tokens = (response.partitions ?? []).map((p) => p.partitionToken as Uint8Array).filter((t) => t && t.length > 0);
       return tokens.length > 1 ? tokens : undefined;
     } catch (err) {
       const code = grpcCode(err);
-      // Not implemented, or not for this table or transaction: read it on one stream as before.
       if (code === Status.UNIMPLEMENTED) this.#supported = false;
-      if (code === Status.UNIMPLEMENTED || code === Status.INVALID_ARGUMENT || code === Status.FAILED_PRECONDITION) return undefined;
-      throw err;
+      // Access and existence errors are the read's errors too; anything else (not implemented, not for this table,
+      // a moment's unavailability): read the table on one stream, which says so itself if the server is gone.
+      if (code === Status.PERMISSION_DENIED || code === Status.UNAUTHENTICATED || code === Status.NOT_FOUND) throw err;
+      return undefined;
     }
   }
 }
