@@ -159,7 +159,7 @@ export async function restoreSpanner(ctx: EngineContext, manifest: Manifest, tar
       if (ddl.afterData.length) {
         ctx.log.info(`creating ${ddl.afterData.length} indexes, foreign keys and views`);
         await updateDdl(clients, ref, plan.action === 'create' || plan.action === 'into-empty' ? ddl.afterData : await missingAfterData(session, ddl.afterData));
-        await assertIndexesCreated(session, schema);
+        await assertSchemaCreated(session, schema);
       }
     }
 
@@ -212,11 +212,16 @@ async function missingAfterData(session: DatabaseSession, statements: string[]):
 }
 
 /** UpdateDatabaseDdl can report success for statements it did not apply (handy-spanner drops their errors): check. */
-async function assertIndexesCreated(session: DatabaseSession, schema: DatabaseSchema): Promise<void> {
-  const rows = await queryRows(session.clients, session.session, `SELECT INDEX_NAME FROM INFORMATION_SCHEMA.INDEXES WHERE TABLE_SCHEMA = ''`, { singleUse: { readOnly: { strong: true } } });
-  const have = new Set(rows.map((r) => String(r.INDEX_NAME)));
-  const missing = schema.tables.flatMap((t) => t.indexes.filter((i) => !have.has(i.name)).map((i) => `${t.name}.${i.name}`));
-  if (missing.length) throw new BakError(`the restore's indexes were not all created in ${databasePath(session.ref)}: ${missing.join(', ')} missing`);
+async function assertSchemaCreated(session: DatabaseSession, schema: DatabaseSchema): Promise<void> {
+  const names = async (sql: string, column: string) =>
+    new Set((await queryRows(session.clients, session.session, sql, { singleUse: { readOnly: { strong: true } } })).map((r) => String(r[column])));
+  const indexes = await names(`SELECT INDEX_NAME FROM INFORMATION_SCHEMA.INDEXES WHERE TABLE_SCHEMA = ''`, 'INDEX_NAME');
+  const missing = schema.tables.flatMap((t) => t.indexes.filter((i) => !indexes.has(i.name)).map((i) => `index ${t.name}.${i.name}`));
+  if (schema.tables.some((t) => t.foreignKeys.length)) {
+    const keys = await names(`SELECT CONSTRAINT_NAME FROM INFORMATION_SCHEMA.REFERENTIAL_CONSTRAINTS`, 'CONSTRAINT_NAME');
+    missing.push(...schema.tables.flatMap((t) => t.foreignKeys.filter((fk) => !keys.has(fk.name)).map((fk) => `foreign key ${t.name}.${fk.name}`)));
+  }
+  if (missing.length) throw new BakError(`the restore's indexes and foreign keys were not all created in ${databasePath(session.ref)}: ${missing.join(', ')} missing (the rows are in)`);
 }
 
 async function updateDdl(clients: SpannerClients, ref: DatabaseRef, statements: string[]): Promise<void> {
