@@ -44,7 +44,7 @@ export function registerBackup(program: Command): void {
     .option('--exclude-database <glob>', 'postgres: skip databases matching (repeatable)', collect)
     .addOption(new Option('--jobs <n>', 'postgres: parallel pg_dump workers per database (default 2); spanner: tables read at once (default 4)').argParser(parsePositiveInt))
     .addOption(
-      new Option('--mode <mode>', 's3: copy (object contents) or versions (current versions of a versioned bucket); spanner: export (rows into the repository) or native (a Spanner managed backup)').choices([
+      new Option('--mode <mode>', 's3: copy (object contents) or versions (current versions of a versioned bucket); spanner: export (rows into the repository), native (a Spanner managed backup) or dataflow (Google\'s export template on Dataflow)').choices([
         'copy',
         'versions',
         'export',

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import { Transform } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
@@ -14,11 +13,12 @@ import { newAvroDecoder } from './avro.ts';
 import { tableFromAvro, unsupportedEntity, viewFromAvro, type AvroRecordSchema } from './avro-schema.ts';
 import type { BackedUpTable } from './backup.ts';
 import { cellCodec, type CellCodec } from './cells.ts';
-import { EXPORT_MANIFEST } from './export.ts';
+import { EXPORT_MANIFEST, md5Tap } from './export.ts';
 import { keepForeignKeysWithin, parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema, type ViewSchema } from './schema.ts';
-import { databasePath, zodProblems, type SpannerSource } from './source.ts';
+import { describeZodError } from '../../util/validation.ts';
+import { databasePath, type SpannerSource } from './source.ts';
 import { SPANNER_DIGEST_ALGORITHM } from './table-digest.ts';
-import { DDL_ITEM, DDL_KIND, TableFileWriter } from './table-files.ts';
+import { addDdlItem, TableFileWriter } from './table-files.ts';
 import type { RawCell } from './types.ts';
 
 const listingSchema = z
@@ -63,7 +63,7 @@ async function readJson<T>(store: ObjectStore, key: string, schema: z.ZodType<T>
     throw new BakError(`${where}: ${key} is not JSON: ${(err as Error).message}`, 2, { cause: err });
   }
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new BakError(`${where}: ${zodProblems(key, parsed.error)}`, 2);
+  if (!parsed.success) throw new BakError(`${where}: ${key}: ${describeZodError(parsed.error, value).replace(/\n/g, '; ')}`, 2);
   return parsed.data;
 }
 
@@ -78,13 +78,7 @@ function timestampOfMicros(micros: bigint): string {
 /** Reads one data file, checking its MD5 against the manifest's, and hands out each record as raw cells. */
 async function readDataFile(store: ObjectStore, file: { name: string; md5: string }, table: TableSchema, onRow: (row: RawCell[]) => Promise<void>): Promise<void> {
   const codecs: Array<CellCodec | undefined> = table.columns.map((c) => (c.generationExpression === null ? cellCodec(c.type, c.nullable) : undefined));
-  const md5 = createHash('md5');
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      md5.update(chunk);
-      done(null, chunk);
-    },
-  });
+  const sum = md5Tap();
   const decoder = newAvroDecoder({ snappy: snappyBlock });
   const consume = (async () => {
     for await (const record of decoder as AsyncIterable<Record<string, unknown>>) {
@@ -104,21 +98,21 @@ async function readDataFile(store: ObjectStore, file: { name: string; md5: strin
   })();
   const damaged = (actual: string) => new MismatchError(`data file ${file.name} of table ${table.name} has MD5 ${actual}, its manifest says ${file.md5}: the export is damaged`);
   try {
-    await Promise.all([pipeline(await store.get(file.name), tap, decoder), consume]);
+    await Promise.all([pipeline(await store.get(file.name), sum.tap, decoder), consume]);
   } catch (err) {
     // A file that does not decode is most likely damaged: its MD5 says so (exit 3) better than the decoder's error.
     const actual = await md5Of(store, file.name).catch(() => undefined);
     if (actual !== undefined && actual !== file.md5) throw damaged(actual);
     throw new BakError(`data file ${file.name} of table ${table.name}: ${(err as Error).message}`, 1, { cause: err });
   }
-  const actual = md5.digest('base64');
+  const actual = sum.md5();
   if (actual !== file.md5) throw damaged(actual);
 }
 
 async function md5Of(store: ObjectStore, name: string): Promise<string> {
-  const md5 = createHash('md5');
-  for await (const chunk of await store.get(name)) md5.update(chunk as Buffer);
-  return md5.digest('base64');
+  const sum = md5Tap();
+  await pipeline(await store.get(name), sum.tap, new Writable({ write: (_chunk, _enc, done) => done() }));
+  return sum.md5();
 }
 
 /** The schema of the first data file of an export entry: Google's properties in its header. */
@@ -185,7 +179,7 @@ export async function adoptDataflowExport(ctx: BackupContext & { source: Spanner
     const schema: DatabaseSchema = { dialect: 'GOOGLE_STANDARD_SQL', tables, views };
 
     const ddl = restoreDdl(schema);
-    await ctx.writer.addItem({ name: DDL_ITEM, kind: DDL_KIND, details: { source: 'Dataflow export' } }, [Buffer.from(`${[...ddl.tables, ...ddl.afterData].join(';\n\n')};\n`)]);
+    await addDdlItem(ctx.writer, [...ddl.tables, ...ddl.afterData], 'Dataflow export');
     ctx.log.info(`adopting ${where}: ${tables.length} tables, ${views.length} views, as a snapshot of ${databasePath(ctx.source.options.ref)}`);
     const done: BackedUpTable[] = [];
     for (const table of tables) {

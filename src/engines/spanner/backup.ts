@@ -1,6 +1,5 @@
 import { BakError, UsageError } from '../../errors.ts';
 import { Limiter, TaskPool } from '../../util/concurrency.ts';
-import { globMatch } from '../../util/glob.ts';
 import { addDigests } from '../../util/row-sum.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { describeSpannerError, grpcCode, Status } from './client.ts';
@@ -8,11 +7,12 @@ import { readSchema } from './information-schema.ts';
 import { backupNative } from './native.ts';
 import { Partitioner } from './partitions.ts';
 import { readRawRows } from './read.ts';
-import { keepForeignKeysWithin, parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema } from './schema.ts';
+import { keepForeignKeysWithin, restoreDdl, selectTables, type DatabaseSchema, type TableSchema } from './schema.ts';
 import { assertGoogleSql, describeDatabase, openSession, type DatabaseSession } from './session.ts';
 import { databasePath, type SpannerSource } from './source.ts';
+import { parseTimestamp } from './types.ts';
 import { SPANNER_DIGEST_ALGORITHM } from './table-digest.ts';
-import { DDL_ITEM, DDL_KIND, TableFileWriter } from './table-files.ts';
+import { addDdlItem, TableFileWriter } from './table-files.ts';
 
 /** What the manifest records per table: enough to restore it in order and prove the restore. */
 export interface BackedUpTable {
@@ -27,29 +27,9 @@ export interface BackedUpTable {
   partitions?: number;
 }
 
-/** Tables the options select; an interleaved child whose parent is left out cannot be restored, so it is refused. */
-export function selectTables(schema: DatabaseSchema, source: SpannerSource): TableSchema[] {
-  const { tables: include, excludeTables: exclude } = source.options;
-  const chosen = schema.tables.filter((t) => (!include?.length || include.some((g) => globMatch(g, t.name))) && !exclude?.some((g) => globMatch(g, t.name)));
-  if ((include?.length || exclude?.length) && chosen.length === 0) {
-    throw new UsageError(`no table of ${databasePath(source.options.ref)} matches the selection (tables: ${schema.tables.map((t) => t.name).join(', ') || 'none'})`);
-  }
-  const names = new Set(chosen.map((t) => t.name));
-  for (const t of chosen) {
-    if (t.parent !== null && !names.has(t.parent)) {
-      throw new UsageError(`table ${t.name} is interleaved in ${t.parent}, which the selection leaves out: select ${t.parent} too (a child cannot be restored without its parent)`);
-    }
-  }
-  return parentsFirst(chosen);
-}
-
 function readOnlyOptions(source: SpannerSource): Record<string, unknown> {
   const { readTimestamp, stalenessSeconds } = source.options;
-  if (readTimestamp !== undefined) {
-    const ms = Date.parse(readTimestamp);
-    const nanos = /\.(\d{1,9})/.exec(readTimestamp)?.[1]?.padEnd(9, '0');
-    return { readTimestamp: { seconds: Math.floor(ms / 1000), nanos: nanos ? Number(nanos) : 0 }, returnReadTimestamp: true };
-  }
+  if (readTimestamp !== undefined) return { readTimestamp: parseTimestamp(readTimestamp), returnReadTimestamp: true };
   if (stalenessSeconds !== undefined) return { exactStaleness: { seconds: Math.floor(stalenessSeconds), nanos: Math.round((stalenessSeconds % 1) * 1e9) }, returnReadTimestamp: true };
   return { strong: true, returnReadTimestamp: true };
 }
@@ -102,7 +82,7 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
   readTimestamp ??= source.options.readTimestamp ?? new Date(began.getTime() - (source.options.stalenessSeconds ?? 0) * 1000).toISOString();
 
   const reading = await readSchema(clients, session.session, { id: transactionId });
-  const tables = selectTables(reading.schema, source);
+  const tables = selectTables(reading.schema.tables, source.options.tables, source.options.excludeTables, databasePath(ref));
   const selected = new Set(tables.map((t) => t.name));
   const unsupported = reading.unsupported.filter((u) => u.table === null || selected.has(u.table)).map((u) => u.problem);
   if (unsupported.length) {
@@ -126,8 +106,7 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
   }
   const ddlSource = ddl !== null ? 'GetDatabaseDdl' : 'INFORMATION_SCHEMA';
   const rendered = restoreDdl(schema);
-  const ddlText = `${(ddl ?? [...rendered.tables, ...rendered.afterData]).join(';\n\n')};\n`;
-  await writer.addItem({ name: DDL_ITEM, kind: DDL_KIND, details: { source: ddlSource } }, [Buffer.from(ddlText)]);
+  await addDdlItem(writer, ddl ?? [...rendered.tables, ...rendered.afterData], ddlSource);
   log.info(`Spanner ${databasePath(ref)} at ${clients.where}: ${tables.length} tables at ${readTimestamp} (schema from ${ddlSource})`);
 
   const done: BackedUpTable[] = [];

@@ -10,7 +10,7 @@ import type { Manifest } from '../../repository/manifest.ts';
 import type { EngineContext } from '../engine.ts';
 import { AVRO_FORMAT_VERSION, encodeAll } from './avro.ts';
 import { nativeDetails } from './native.ts';
-import { snapshotContent } from './restore.ts';
+import { snapshotContent } from './content.ts';
 import type { ViewSchema } from './schema.ts';
 
 export const EXPORT_MANIFEST = 'spanner-export.json';
@@ -19,19 +19,25 @@ function shardName(object: string, index: number, count: number): string {
   return `${object}.avro-${String(index).padStart(5, '0')}-of-${String(count).padStart(5, '0')}`;
 }
 
-/** Streams blobs into a new file (never over one), returning the base64 MD5 Google's manifests carry. */
-async function writeWithMd5(source: NodeJS.ReadableStream, file: string): Promise<{ md5: string; bytes: number }> {
-  const md5 = createHash('md5');
+/** A pass-through that keeps the base64 MD5 (what Google's manifests carry) and the length of what went through. */
+export function md5Tap(): { tap: Transform; md5(): string; bytes(): number } {
+  const hash = createHash('md5');
   let bytes = 0;
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
-      md5.update(chunk);
+      hash.update(chunk);
       bytes += chunk.length;
       done(null, chunk);
     },
   });
-  await pipeline(source, tap, createWriteStream(file, { flags: 'wx' }));
-  return { md5: md5.digest('base64'), bytes };
+  return { tap, md5: () => hash.digest('base64'), bytes: () => bytes };
+}
+
+/** Streams blobs into a new file (never over one), returning its MD5 and length. */
+async function writeWithMd5(source: NodeJS.ReadableStream, file: string): Promise<{ md5: string; bytes: number }> {
+  const sum = md5Tap();
+  await pipeline(source, sum.tap, createWriteStream(file, { flags: 'wx' }));
+  return { md5: sum.md5(), bytes: sum.bytes() };
 }
 
 /** A view is a schema-only Avro file, as Google's export writes it. */

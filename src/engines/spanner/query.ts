@@ -1,33 +1,19 @@
 import type { protos } from '@google-cloud/spanner';
-import { NO_STREAM_RETRIES, type IPartialResultSet, type SpannerClients } from './client.ts';
-import { mergeChunks } from './read.ts';
-import { decodeProtoValue, type RawCell } from './types.ts';
+import { NO_STREAM_RETRIES, type SpannerClients } from './client.ts';
+import { streamRows, type OpenStream } from './read.ts';
+import type { RawCell } from './types.ts';
 
 export type TransactionSelector = protos.google.spanner.v1.ITransactionSelector;
 
-/** A small query's rows as objects by column name (schema and counts; table data goes through read.ts). */
+/** A small query's rows as objects by column name (schema and counts; table data goes through readRawRows). */
 export async function queryRows(clients: SpannerClients, session: string, sql: string, transaction: TransactionSelector): Promise<Array<Record<string, RawCell>>> {
   // ExecuteStreamingSql: handy-spanner takes a unary ExecuteSql for DML only.
-  const stream = clients.data.executeStreamingSql({ session, sql, transaction }, NO_STREAM_RETRIES);
-  let names: string[] | undefined;
-  const values: RawCell[] = [];
-  let chunk: RawCell | undefined;
-  for await (const set of stream as AsyncIterable<IPartialResultSet>) {
-    names ??= (set.metadata?.rowType?.fields ?? []).map((f) => f.name ?? '');
-    const cells = (set.values ?? []).map(decodeProtoValue);
-    if (chunk !== undefined && cells.length) {
-      cells[0] = mergeChunks(chunk, cells[0]!);
-      chunk = undefined;
-    }
-    if (set.chunkedValue && cells.length) chunk = cells.pop();
-    values.push(...cells);
-  }
-  const width = names?.length ?? 0;
+  const open: OpenStream = () => clients.data.executeStreamingSql({ session, sql, transaction }, NO_STREAM_RETRIES) as unknown as ReturnType<OpenStream>;
+  let names: string[] = [];
   const rows: Array<Record<string, RawCell>> = [];
-  for (let i = 0; width > 0 && i < values.length; i += width) {
-    const row: Record<string, RawCell> = {};
-    for (let j = 0; j < width; j++) row[names![j]!] = values[i + j]!;
-    rows.push(row);
+  // No resumes: a query that fails is the caller's to judge (a view the server lacks is a gap, not an outage).
+  for await (const batch of streamRows(open, 'the query', { maxResumes: 0, onFields: (f) => (names = f) })) {
+    for (const cells of batch) rows.push(Object.fromEntries(names.map((name, i) => [name, cells[i]!])));
   }
   return rows;
 }

@@ -4,20 +4,20 @@ import { BakError, MismatchError, UsageError } from '../../errors.ts';
 import type { Manifest, ManifestItem } from '../../repository/manifest.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { Limiter } from '../../util/concurrency.ts';
+import { describeZodError } from '../../util/validation.ts';
 import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
 import { newAvroDecoder } from './avro.ts';
 import type { BackedUpTable } from './backup.ts';
 import { cellCodec } from './cells.ts';
+import { snapshotContent, type SpannerSnapshotContent } from './content.ts';
 import { describeSpannerError, openClients, type SpannerClients } from './client.ts';
 import { checkRestoredTables, describeMismatch, type IntegrityResult } from './integrity.ts';
 import { nativeDetails, restoreNative } from './native.ts';
 import { queryRows } from './query.ts';
-import { keepForeignKeysWithin, parentsFirst, restoreDdl, type DatabaseSchema, type TableSchema } from './schema.ts';
+import { keepForeignKeysWithin, parentsFirst, restoreDdl, selectTables, type DatabaseSchema, type TableSchema } from './schema.ts';
 import { describeDatabase, openSession, type DatabaseSession } from './session.ts';
-import { databasePath, parseSpannerUri, spannerConnectionFields, zodProblems, type DatabaseRef } from './source.ts';
-import { SPANNER_DIGEST_ALGORITHM } from './table-digest.ts';
+import { databasePath, parseSpannerUri, spannerConnectionFields, type DatabaseRef } from './source.ts';
 import { encodeProtoValue, type RawCell } from './types.ts';
-import { globMatch } from '../../util/glob.ts';
 
 export const spannerRestoreOptionsSchema = z
   .object({
@@ -43,29 +43,6 @@ export const spannerRestoreOptionsSchema = z
   .strict();
 export type SpannerRestoreOptions = z.infer<typeof spannerRestoreOptionsSchema>;
 
-const detailsSchema = z
-  .object({
-    schema: z.object({ dialect: z.literal('GOOGLE_STANDARD_SQL'), tables: z.array(z.object({ name: z.string() }).loose()), views: z.array(z.object({ name: z.string() }).loose()) }).loose(),
-    tables: z.array(z.object({ name: z.string(), rows: z.number(), digest: z.string(), files: z.array(z.string()), digestColumns: z.array(z.string()).optional(), partitions: z.number().int().positive().optional() }).strict()),
-    digestAlgorithm: z.string(),
-  })
-  .loose();
-
-export interface SpannerSnapshotContent {
-  schema: DatabaseSchema;
-  tables: BackedUpTable[];
-  digestAlgorithm: string;
-}
-
-export function snapshotContent(manifest: Manifest): SpannerSnapshotContent {
-  const parsed = detailsSchema.safeParse(manifest.engineDetails);
-  if (!parsed.success) throw new BakError(`snapshot ${manifest.id} has no readable Spanner table list: ${zodProblems('engineDetails', parsed.error)}`, 2);
-  if (parsed.data.digestAlgorithm !== SPANNER_DIGEST_ALGORITHM) {
-    throw new BakError(`snapshot ${manifest.id} records digests of kind ${parsed.data.digestAlgorithm}, which this bak cannot check (it knows ${SPANNER_DIGEST_ALGORITHM}): a newer bak wrote it`, 2);
-  }
-  return parsed.data as unknown as SpannerSnapshotContent;
-}
-
 export interface SpannerRestorePlan {
   source: string;
   target: string;
@@ -84,7 +61,7 @@ export interface SpannerRestorePlan {
  */
 export async function restoreSpanner(ctx: EngineContext, manifest: Manifest, target: RestoreTarget): Promise<RestoreReport> {
   const parsed = spannerRestoreOptionsSchema.safeParse(target.options);
-  if (!parsed.success) throw new UsageError(zodProblems('spanner restore options', parsed.error));
+  if (!parsed.success) throw new UsageError(`spanner restore options: ${describeZodError(parsed.error, target.options).replace(/\n/g, '; ')}`);
   const options = parsed.data;
   let ref = parseSpannerUri(target.uri);
   if (options.scratch) ref = { ...ref, database: `bak-verify-${randomBytes(4).toString('hex')}` };
@@ -103,7 +80,7 @@ export async function restoreSpanner(ctx: EngineContext, manifest: Manifest, tar
   }
 
   const content = snapshotContent(manifest);
-  const selected = selectRestoreTables(content, options.tables);
+  const selected = selectRestoreTables(content, options.tables, manifest.id);
   const plan: SpannerRestorePlan = {
     source: String(manifest.engineDetails.database ?? manifest.source),
     target: databasePath(ref),
@@ -186,15 +163,10 @@ function mismatchError(ref: DatabaseRef, result: IntegrityResult, plan: SpannerR
   return err;
 }
 
-export function selectRestoreTables(content: SpannerSnapshotContent, globs: string[] | undefined): Array<{ schema: TableSchema; recorded: BackedUpTable }> {
+export function selectRestoreTables(content: SpannerSnapshotContent, globs: string[] | undefined, snapshot: string): Array<{ schema: TableSchema; recorded: BackedUpTable }> {
   const recorded = new Map(content.tables.map((t) => [t.name, t]));
-  const chosen = content.schema.tables.filter((t) => recorded.has(t.name) && (!globs?.length || globs.some((g) => globMatch(g, t.name))));
-  if (globs?.length && chosen.length === 0) throw new UsageError(`no table of the snapshot matches ${globs.join(', ')} (it has: ${content.tables.map((t) => t.name).join(', ')})`);
-  const names = new Set(chosen.map((t) => t.name));
-  for (const t of chosen) {
-    if (t.parent !== null && !names.has(t.parent)) throw new UsageError(`table ${t.name} is interleaved in ${t.parent}: restore ${t.parent} too`);
-  }
-  return parentsFirst(chosen).map((schema) => ({ schema, recorded: recorded.get(schema.name)! }));
+  const inSnapshot = content.schema.tables.filter((t) => recorded.has(t.name));
+  return selectTables(inSnapshot, globs, undefined, `snapshot ${snapshot}`).map((schema) => ({ schema, recorded: recorded.get(schema.name)! }));
 }
 
 async function userTables(session: DatabaseSession): Promise<string[]> {

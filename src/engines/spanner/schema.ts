@@ -1,4 +1,5 @@
-import { BakError } from '../../errors.ts';
+import { BakError, UsageError } from '../../errors.ts';
+import { globMatch } from '../../util/glob.ts';
 import type { ColumnType } from './types.ts';
 
 /** The schema of a database as bak records it in a manifest and rebuilds it on restore. */
@@ -147,4 +148,23 @@ export function keepForeignKeysWithin(tables: readonly TableSchema[]): { tables:
     return fks.length === t.foreignKeys.length ? t : { ...t, foreignKeys: fks };
   });
   return { tables: kept, dropped };
+}
+
+/**
+ * The tables matching `include` (all when empty) and no `exclude` glob, parents first. An interleaved child whose
+ * parent is left out cannot be restored, so it is refused; so is a selection that matches nothing. `where` names what
+ * is being selected from, for the messages.
+ */
+export function selectTables(tables: readonly TableSchema[], include: readonly string[] | undefined, exclude: readonly string[] | undefined, where: string): TableSchema[] {
+  const chosen = tables.filter((t) => (!include?.length || include.some((g) => globMatch(g, t.name))) && !exclude?.some((g) => globMatch(g, t.name)));
+  if ((include?.length || exclude?.length) && chosen.length === 0) {
+    throw new UsageError(`no table of ${where} matches the selection (tables: ${tables.map((t) => t.name).join(', ') || 'none'})`);
+  }
+  const names = new Set(chosen.map((t) => t.name));
+  for (const t of chosen) {
+    if (t.parent !== null && !names.has(t.parent)) {
+      throw new UsageError(`table ${t.name} is interleaved in ${t.parent}, which the selection leaves out: select ${t.parent} too (a child cannot be restored without its parent)`);
+    }
+  }
+  return parentsFirst(chosen);
 }

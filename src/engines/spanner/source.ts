@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { UsageError } from '../../errors.ts';
+import { describeZodError } from '../../util/validation.ts';
 import type { Source } from '../engine.ts';
 
 /** How to reach Spanner: shared by source and restore-target options. */
@@ -98,13 +99,9 @@ export function instancePath(ref: DatabaseRef): string {
   return `projects/${ref.project}/instances/${ref.instance}`;
 }
 
-export function zodProblems(what: string, error: z.ZodError): string {
-  return `${what}: ${error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`;
-}
-
 export function parseSpannerSource(uri: string, rawOptions: unknown): SpannerSource {
   const parsed = spannerOptionsSchema.safeParse(rawOptions ?? {});
-  if (!parsed.success) throw new UsageError(zodProblems('spanner options', parsed.error));
+  if (!parsed.success) throw new UsageError(`spanner options: ${describeZodError(parsed.error, rawOptions).replace(/\n/g, '; ')}`);
   if (parsed.data.readTimestamp !== undefined && parsed.data.stalenessSeconds !== undefined) {
     throw new UsageError('spanner options: give readTimestamp or stalenessSeconds, not both');
   }

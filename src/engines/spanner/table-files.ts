@@ -9,6 +9,11 @@ export const AVRO_KIND = 'spanner-avro';
 export const DDL_KIND = 'spanner-ddl';
 export const DDL_ITEM = 'schema.ddl';
 
+/** The schema as DDL text, a snapshot item of its own (for people and other tools; restore uses the schema model). */
+export async function addDdlItem(writer: SnapshotWriter, statements: readonly string[], source: string): Promise<void> {
+  await writer.addItem({ name: DDL_ITEM, kind: DDL_KIND, details: { source } }, [Buffer.from(`${statements.join(';\n\n')};\n`)]);
+}
+
 /** A table's Avro file `index` (of partition `part`, for a table read in partitions). */
 export function avroItemName(table: string, index: number, part?: number): string {
   return `tables/${table}/${table}.avro-${part === undefined ? '' : `p${String(part).padStart(4, '0')}-`}${String(index).padStart(5, '0')}`;
