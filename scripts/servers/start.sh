@@ -68,7 +68,8 @@ start_bigquery() {
   need_bin "$BIGQUERY_EMULATOR_BIN" bigquery-emulator
   running bigquery && { log "bigquery-emulator already running on $BIGQUERY_PORT"; return; }
   log "starting bigquery-emulator on 127.0.0.1:$BIGQUERY_PORT"
-  spawn bigquery "$BIGQUERY_EMULATOR_BIN" --project="$BIGQUERY_PROJECT" --host=127.0.0.1 \
+  # Load jobs from gs:// reach fake-gcs-server through STORAGE_EMULATOR_HOST (else they go to real GCS, unreachable here).
+  STORAGE_EMULATOR_HOST="http://127.0.0.1:$FAKE_GCS_PORT" spawn bigquery "$BIGQUERY_EMULATOR_BIN" --project="$BIGQUERY_PROJECT" --host=127.0.0.1 \
     --port="$BIGQUERY_PORT" --grpc-port="$BIGQUERY_GRPC_PORT" --log-level=warn
   wait_port "$BIGQUERY_PORT" bigquery "$SERVERS_DIR/bigquery.pid"
 }

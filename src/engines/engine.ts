@@ -53,6 +53,11 @@ export interface RestoreReport {
 export interface Engine {
   readonly name: string;
   readonly optionsSchema: z.ZodType<Record<string, unknown>>;
+  /**
+   * The next backup may build on a partial snapshot (it carries what that one finished and redoes what it deferred),
+   * so a source too big for one run's quotas still completes over several runs. Default: complete parents only.
+   */
+  readonly resumesPartial?: boolean;
   parseSource(uri: string, options: unknown): Source;
   backup(ctx: BackupContext): Promise<BackupResult>;
   /** Checks beyond the repository's own (which every snapshot gets): e.g. that external versions still exist. */

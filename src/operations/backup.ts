@@ -22,7 +22,7 @@ export interface BackupRequest {
  */
 export async function runBackup(repo: Repository, request: BackupRequest): Promise<Manifest> {
   const { engine, source, log } = request;
-  const parent = await repo.latestSnapshot(sourceKeyOf(engine.name, source.uri), 'complete');
+  const parent = await repo.latestSnapshot(sourceKeyOf(engine.name, source.uri), engine.resumesPartial ? ['complete', 'partial'] : 'complete');
   const writer = await repo.beginSnapshot({
     engine: engine.name,
     source: source.uri,

@@ -162,14 +162,15 @@ export class Repository {
   }
 
   /** The newest readable snapshot of one source with the given status, if any. */
-  async latestSnapshot(sourceKey: string, status: Manifest['status']): Promise<Manifest | undefined> {
+  async latestSnapshot(sourceKey: string, status: Manifest['status'] | ReadonlyArray<Manifest['status']>): Promise<Manifest | undefined> {
+    const statuses: ReadonlyArray<Manifest['status']> = typeof status === 'string' ? [status] : status;
     // Keys of one source are few and sort by time; read manifests newest first until one fits.
     const keys: string[] = [];
     for await (const obj of this.store.list(`${SNAPSHOTS_PREFIX}${sourceKey}/`)) if (parseManifestKey(obj.key)) keys.push(obj.key);
     for (const key of keys.reverse()) {
       try {
         const manifest = await this.readManifest(key);
-        if (manifest.status === status) return manifest;
+        if (statuses.includes(manifest.status)) return manifest;
       } catch (err) {
         if (!(err instanceof ManifestUnreadableError)) throw err;
       }

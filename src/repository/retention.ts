@@ -163,3 +163,21 @@ export function durationMs(duration: string): number {
   for (const [, amount, unit] of duration.matchAll(/(\d+)([hdwmy])/g)) total += Number(amount) * unitMs[unit!]!;
   return total;
 }
+
+/**
+ * The longest a policy keeps a snapshot, in days, for data a snapshot keeps outside the repository with its own
+ * expiry (BigQuery table snapshots): hourly…yearly buckets at their widest, keepWithin, maxAgeDays. Undefined when a
+ * rule (keepLast alone, minKeep) keeps snapshots for an unbounded time: such data gets no expiry and gc releases it.
+ */
+export function retentionHorizonDays(policy: RetentionPolicy): number | undefined {
+  if (policy.keepLast !== undefined || policy.minKeep) return undefined;
+  const days: number[] = [];
+  if (policy.keepHourly) days.push(policy.keepHourly / 24 + 1);
+  if (policy.keepDaily) days.push(policy.keepDaily + 1);
+  if (policy.keepWeekly) days.push(policy.keepWeekly * 7 + 7);
+  if (policy.keepMonthly) days.push(policy.keepMonthly * 31 + 31);
+  if (policy.keepYearly) days.push(policy.keepYearly * 366 + 366);
+  if (policy.keepWithin) days.push(durationMs(policy.keepWithin) / 86_400_000);
+  if (policy.maxAgeDays) days.push(policy.maxAgeDays);
+  return days.length > 0 ? Math.ceil(Math.max(...days)) : undefined;
+}

@@ -78,3 +78,23 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   const limiter = new Limiter(limit);
   return Promise.all(items.map((item, i) => limiter.run(() => fn(item, i))));
 }
+
+/**
+ * Maps a stream of items with at most `limit` calls in flight, yielding results in input order: a listing of any
+ * length is fetched in parallel while at most `limit` results wait in memory. The first error stops it.
+ */
+export async function* mapOrdered<T, R>(items: AsyncIterable<T> | Iterable<T>, limit: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
+  const window: Array<Promise<R>> = [];
+  try {
+    for await (const item of items) {
+      const p = fn(item);
+      p.catch(() => undefined);
+      window.push(p);
+      if (window.length >= limit) yield await window.shift()!;
+    }
+    while (window.length > 0) yield await window.shift()!;
+  } finally {
+    // Settle what is still running before returning, so no call outlives its caller unobserved.
+    await Promise.allSettled(window);
+  }
+}

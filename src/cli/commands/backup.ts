@@ -3,7 +3,7 @@ import { resolveSecretsDeep } from '../../config/secrets.ts';
 import { engineNameForUri, getEngine } from '../../engines/registry.ts';
 import { ExitCode, UsageError } from '../../errors.ts';
 import { runBackup } from '../../operations/backup.ts';
-import { durationMs } from '../../repository/retention.ts';
+import { durationMs, retentionHorizonDays } from '../../repository/retention.ts';
 import { formatBytes, printJson } from '../output.ts';
 import { action, parsePositiveInt } from '../program.ts';
 
@@ -29,6 +29,12 @@ interface BackupFlags {
   staleness?: number;
   keyFile?: string;
   fromExport?: string;
+  dataset?: string[];
+  excludeDataset?: string[];
+  storageEndpoint?: string;
+  reader?: string;
+  backupDataset?: string;
+  location?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -42,25 +48,28 @@ export function registerBackup(program: Command): void {
     .option('--engine <name>', 'the engine, when the URI scheme does not say')
     .option('--database <glob>', 'postgres: only databases matching (repeatable)', collect)
     .option('--exclude-database <glob>', 'postgres: skip databases matching (repeatable)', collect)
-    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_dump workers per database (default 2); spanner: tables read at once (default 4)').argParser(parsePositiveInt))
+    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_dump workers per database (default 2); spanner, bigquery: tables read at once (default 4)').argParser(parsePositiveInt))
     .addOption(
-      new Option('--mode <mode>', 's3: copy (object contents) or versions (current versions of a versioned bucket); spanner: export (rows into the repository), native (a Spanner managed backup) or dataflow (Google\'s export template on Dataflow)').choices([
-        'copy',
-        'versions',
-        'export',
-        'native',
-        'dataflow',
-      ]),
+      new Option(
+        '--mode <mode>',
+        "s3: copy (object contents) or versions (current versions of a versioned bucket); spanner: export (rows into the repository), native (a Spanner managed backup) or dataflow (Google's export template on Dataflow); bigquery: extract (rows into the repository), copy (copy jobs into --backup-dataset) or snapshot (table snapshots in --backup-dataset)",
+      ).choices(['copy', 'versions', 'export', 'native', 'dataflow', 'extract', 'snapshot']),
     )
-    .option('--table <glob>', 'spanner: only tables matching (repeatable); an interleaved child needs its parent', collect)
-    .option('--exclude-table <glob>', 'spanner: skip tables matching (repeatable)', collect)
+    .option('--table <glob>', 'spanner: only tables matching (repeatable); an interleaved child needs its parent; bigquery: over the table id, or DATASET.TABLE when the glob has a dot', collect)
+    .option('--exclude-table <glob>', 'spanner, bigquery: skip tables matching (repeatable)', collect)
+    .option('--dataset <glob>', 'bigquery: only datasets matching, when the source names a project (repeatable)', collect)
+    .option('--exclude-dataset <glob>', 'bigquery: skip datasets matching (repeatable)', collect)
+    .option('--storage-endpoint <host:port>', 'bigquery: the Storage API (gRPC); http://host:port is plain gRPC (an emulator)')
+    .addOption(new Option('--reader <api>', 'bigquery extract mode: storage (Storage Read API, default) or tabledata (tabledata.list: no read charges, slower)').choices(['storage', 'tabledata']))
+    .option('--backup-dataset <name>', 'bigquery copy and snapshot modes: DATASET or PROJECT.DATASET the copies or snapshots go into')
+    .option('--location <location>', 'bigquery: where jobs run (US, EU, a region)')
     .option('--read-timestamp <rfc3339>', 'spanner: read the database as of this time (within its version retention)')
     .addOption(new Option('--staleness <seconds>', 'spanner: read the database as it was this many seconds ago').argParser(parsePositiveInt))
-    .option('--key-file <path>', 'spanner: a service-account key file (default: Application Default Credentials)')
+    .option('--key-file <path>', 'spanner, bigquery: a service-account key file (default: Application Default Credentials)')
     .option('--from-export <dir>', "spanner: adopt a folder (or gs://…) of Google's Dataflow Avro export as the snapshot, checked by its MD5s")
     .option('--include <glob>', 's3: only keys matching, relative to the prefix (repeatable; * within a segment, ** across)', collect)
     .option('--exclude <glob>', 's3: skip keys matching (repeatable)', collect)
-    .option('--endpoint <url>', 's3: S3-compatible endpoint (MinIO, Ceph, R2 …); spanner: http://host:port of an emulator, or another API endpoint')
+    .option('--endpoint <url>', 's3: S3-compatible endpoint (MinIO, Ceph, R2 …); spanner: http://host:port of an emulator, or another API endpoint; bigquery: the REST root (http://host:port of an emulator)')
     .option('--region <region>', 's3: region (default us-east-1)')
     .option('--path-style', 's3: path-style addressing')
     .addOption(new Option('--checksums <mode>', 's3: request/response checksums').choices(['when-supported', 'when-required']))
@@ -78,6 +87,11 @@ export function registerBackup(program: Command): void {
         const resolved = resolveSecretsDeep(job?.options ?? {}, `jobs.${flags.job}.options`);
         const options: Record<string, unknown> = { ...(resolved.value as Record<string, unknown>) };
         if (flags.database) options.databases = flags.database;
+        // BigQuery table snapshots expire a little after the job's retention would forget them.
+        if (engineName === 'bigquery' && job?.retention && options.retentionDays === undefined) {
+          const days = retentionHorizonDays(job.retention);
+          if (days !== undefined) options.retentionDays = days;
+        }
         if (flags.excludeDatabase) options.excludeDatabases = flags.excludeDatabase;
         if (flags.jobs !== undefined) options.jobs = flags.jobs;
         if (flags.allowPartial) options.allowPartial = true;
@@ -95,6 +109,12 @@ export function registerBackup(program: Command): void {
           stalenessSeconds: flags.staleness,
           keyFile: flags.keyFile,
           fromExport: flags.fromExport,
+          datasets: flags.dataset,
+          excludeDatasets: flags.excludeDataset,
+          storageEndpoint: flags.storageEndpoint,
+          reader: flags.reader,
+          backupDataset: flags.backupDataset,
+          location: flags.location,
         };
         // Each engine validates the options it takes and names any it does not.
         for (const [key, value] of Object.entries(engineFlags)) if (value !== undefined) options[key] = value;

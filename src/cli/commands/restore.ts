@@ -24,6 +24,9 @@ interface RestoreFlags {
   pathStyle?: boolean;
   table?: string[];
   keyFile?: string;
+  partition?: string[];
+  storageEndpoint?: string;
+  location?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -37,10 +40,13 @@ export function registerRestore(program: Command): void {
     .option('--database <name>', 'postgres: only this database of the snapshot (repeatable)', collect)
     .option('--as <name>', 'postgres: restore the (single) database under this name')
     .option('--clean', 'postgres: the target database exists and is not empty: drop it and restore it anew')
-    .option('--force', 'postgres, spanner: restore into a non-empty target as it is')
-    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_restore workers (default 2); spanner: tables loaded at once (default 4)').argParser(parsePositiveInt))
-    .option('--table <glob>', 'spanner: only tables matching (repeatable); an interleaved child needs its parent', collect)
-    .option('--key-file <path>', 'spanner: a service-account key file (default: Application Default Credentials)')
+    .option('--force', 'postgres, spanner: restore into a non-empty target as it is; bigquery: replace tables that exist in the target')
+    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_restore workers (default 2); spanner, bigquery: tables loaded at once (default 4)').argParser(parsePositiveInt))
+    .option('--table <glob>', 'spanner: only tables matching (repeatable); an interleaved child needs its parent; bigquery: over the table id, or DATASET.TABLE when the glob has a dot', collect)
+    .option('--partition <id>', 'bigquery: only this partition (20260101, __NULL__ …) of the chosen partitioned tables (repeatable)', collect)
+    .option('--key-file <path>', 'spanner, bigquery: a service-account key file (default: Application Default Credentials)')
+    .option('--storage-endpoint <host:port>', 'bigquery: the Storage API (gRPC); http://host:port is plain gRPC (an emulator)')
+    .option('--location <location>', 'bigquery: where jobs run (US, EU, a region)')
     .option('--dry-run', 'print what would be restored where; change nothing')
     .option('--globals', 'postgres: also restore roles and tablespaces (errors for existing roles are reported, not fatal)')
     .option('--no-verify', 'skip the integrity check after the restore')
@@ -49,7 +55,7 @@ export function registerRestore(program: Command): void {
     .option('--delete-extra', 's3: delete target keys the snapshot does not have, so the target matches it exactly')
     .option('--include <glob>', 's3: restore only keys matching (repeatable)', collect)
     .option('--exclude <glob>', 's3: skip keys matching (repeatable)', collect)
-    .option('--endpoint <url>', "s3: the target's endpoint (default: the snapshot's); spanner: http://host:port of an emulator, or another API endpoint")
+    .option('--endpoint <url>', "s3: the target's endpoint (default: the snapshot's); spanner: http://host:port of an emulator, or another API endpoint; bigquery: the REST root (http://host:port of an emulator)")
     .option('--region <region>', "s3: the target's region (default: the snapshot's)")
     .option('--path-style', 's3: path-style addressing for the target')
     .action(
@@ -79,6 +85,9 @@ export function registerRestore(program: Command): void {
           forcePathStyle: flags.pathStyle,
           tables: flags.table,
           keyFile: flags.keyFile,
+          partitions: flags.partition,
+          storageEndpoint: flags.storageEndpoint,
+          location: flags.location,
         };
         for (const [key, value] of Object.entries(given)) if (value !== undefined) options[key] = value;
         // A shared lock: gc cannot prune the blobs being read.

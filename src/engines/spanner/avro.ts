@@ -1,21 +1,10 @@
 import { createHash } from 'node:crypto';
 import avro from 'avsc';
+import { AvroRowFileWriter, BIGINT_LONG } from '../../util/avro-container.ts';
 import { cellCodec, type CellCodec } from './cells.ts';
 import { indexDdl, foreignKeyDdl, quoteName, type TableSchema } from './schema.ts';
 
-/** INT64 as BigInt both ways: a JS number would round ids past 2^53. */
-const INT64 = avro.types.LongType.__with({
-  fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
-  toBuffer: (n: bigint) => {
-    const buf = Buffer.allocUnsafe(8);
-    buf.writeBigInt64LE(n);
-    return buf;
-  },
-  fromJSON: (v: unknown) => BigInt(v as string),
-  toJSON: (n: bigint) => Number(n),
-  isValid: (n: unknown) => typeof n === 'bigint',
-  compare: (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0),
-});
+const INT64 = BIGINT_LONG;
 
 export const AVRO_FORMAT_VERSION = '1.0.0';
 
@@ -72,36 +61,11 @@ export function tableAvro(table: TableSchema): TableAvro {
   return { schema, type, codecs, syncMarker };
 }
 
-/**
- * An object container file for one table, as a byte stream: the header, then the encoder's blocks. avsc's
- * BlockEncoder writes its header from the Type it encodes with, and a Type exports neither Google's properties
- * (sqlType, spannerPrimaryKey_0 …) nor logical types, while the schema JSON alone would give a Type without the BigInt
- * INT64; so the header comes from an encoder of the schema JSON that encodes nothing, and the blocks from one of the
- * Type that writes no header. An empty table gets a file of the header alone, as Google's export writes it.
- */
-export class AvroFileWriter {
-  readonly encoder: avro.streams.BlockEncoder;
-  readonly #header: Promise<Buffer>;
-
+/** An object container file for one table (see util/avro-container.ts AvroFileWriter). */
+export class AvroFileWriter extends AvroRowFileWriter {
   constructor(avroTable: TableAvro) {
-    this.#header = encodeAll(new avro.streams.BlockEncoder(avroTable.schema as avro.Schema, { syncMarker: avroTable.syncMarker, writeHeader: true } as never));
-    this.encoder = new avro.streams.BlockEncoder(avroTable.type, { codec: 'null', syncMarker: avroTable.syncMarker, writeHeader: 'never' } as never);
+    super(avroTable.schema, avroTable.type, avroTable.syncMarker);
   }
-
-  async *bytes(): AsyncGenerator<Buffer> {
-    yield await this.#header;
-    for await (const block of this.encoder as AsyncIterable<Buffer>) yield block;
-  }
-}
-
-/** The whole output of an encoder given no more records: a header-only file. */
-export async function encodeAll(encoder: avro.streams.BlockEncoder): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  encoder.on('data', (b: Buffer) => parts.push(b));
-  const ended = new Promise((resolve, reject) => encoder.on('end', resolve).on('error', reject));
-  encoder.end();
-  await ended;
-  return Buffer.concat(parts);
 }
 
 type Codec = (block: Buffer, done: (err: Error | null, data?: Buffer) => void) => void;

@@ -1,0 +1,341 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { BakError, MismatchError, UsageError } from '../../errors.ts';
+import type { Manifest } from '../../repository/manifest.ts';
+import { TaskPool } from '../../util/concurrency.ts';
+import { globMatch } from '../../util/glob.ts';
+import { describeZodError } from '../../util/validation.ts';
+import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
+import { isDefinitionOnly } from './backup.ts';
+import { byName, routineId } from './catalog.ts';
+import { describeBigQueryError, errorReason, openClients, type BigQueryClients } from './client.ts';
+import { bigqueryDetails, datasetEntries, tableEntries, type DatasetEntry, type TableEntry, type Unit } from './entries.ts';
+import { jobId, parseTableName, runJob, type TableRef } from './jobs.ts';
+import { restCall, restPages } from './rest.ts';
+import { batched, repositoryRows, RowDigest, tableRows } from './rows.ts';
+import { bigqueryConnectionFields, parseBigQueryUri } from './source.ts';
+import type { Field } from './values.ts';
+import { writeRows } from './write.ts';
+
+export const bigqueryRestoreOptionsSchema = z
+  .object({
+    ...bigqueryConnectionFields,
+    /** Only these tables (globs over the table id, or `dataset.table` when the glob has a dot). */
+    tables: z.array(z.string().min(1)).optional(),
+    /** Only these partitions (ids: 20260101, __NULL__ …) of the chosen partitioned tables. */
+    partitions: z.array(z.string().min(1)).optional(),
+    /** Replace tables that exist in the target (default: refuse before writing anything). */
+    force: z.boolean().default(false),
+    dryRun: z.boolean().default(false),
+    verify: z.boolean().default(true),
+    checkOnly: z.boolean().default(false),
+    /** `bak verify --level restore`: throwaway datasets in the target project, checked and dropped. */
+    scratch: z.boolean().default(false),
+    /** Tables restored at once (`--jobs`). */
+    jobs: z.number().int().positive().max(64).default(4),
+    /** Rows per Storage Write API append (each append stays under its 10 MB request limit). */
+    rowsPerAppend: z.number().int().positive().max(100_000).default(2_000),
+    /** Rewrite `project.dataset.` references in view and routine bodies to the target's, when restoring elsewhere. */
+    rewriteReferences: z.boolean().default(true),
+    /** How the integrity check reads restored tables: as the backup read them (default), or as named. */
+    reader: z.enum(['storage', 'tabledata']).optional(),
+  })
+  .strict();
+export type BigQueryRestoreOptions = z.infer<typeof bigqueryRestoreOptionsSchema>;
+
+interface DatasetTarget {
+  source: string;
+  project: string;
+  dataset: string;
+}
+
+export interface TablePlan {
+  source: string;
+  target: string;
+  action: 'create' | 'replace' | 'check-only';
+  kind: string;
+  rows: number;
+  tablesChecked?: number;
+  rowsChecked?: number;
+}
+
+interface Mismatch {
+  table: string;
+  expectedRows: number;
+  actualRows: number;
+  digestMatches: boolean;
+}
+
+const enc = encodeURIComponent;
+
+/**
+ * Restores a BigQuery snapshot: datasets (created with their recorded settings if missing), routines, tables with
+ * their schema, partitioning, clustering and labels, their rows (Storage Write API from the repository's files in
+ * extract mode; copy or clone jobs from the backup tables otherwise), then views; then the integrity check.
+ */
+export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, target: RestoreTarget): Promise<RestoreReport> {
+  const parsed = bigqueryRestoreOptionsSchema.safeParse(target.options);
+  if (!parsed.success) throw new UsageError(`bigquery restore options: ${describeZodError(parsed.error, target.options).replace(/\n/g, '; ')}`);
+  const details = bigqueryDetails(manifest);
+  // Where the snapshot was taken is where it is restored unless the target says otherwise.
+  const options = { ...parsed.data, ...Object.fromEntries(Object.entries(details.connection ?? {}).filter(([k]) => (parsed.data as Record<string, unknown>)[k] === undefined)) } as BigQueryRestoreOptions;
+  const ref = parseBigQueryUri(target.uri);
+  if (ref.table !== undefined) throw new UsageError(`restore into bigquery://PROJECT or bigquery://PROJECT/DATASET, not a table (${target.uri}); choose tables with --table`);
+  const clients = openClients(ref.project, options);
+  const scratchPrefix = options.scratch ? `bak_verify_${randomBytes(4).toString('hex')}_` : '';
+  const wanted = (e: TableEntry) => !options.tables || options.tables.some((g) => globMatch(g, g.includes('.') ? e.key : e.table));
+
+  try {
+    // Datasets: few, held. The tables are streamed twice (a plan pass, then the restore), never held whole.
+    const datasets = new Map<string, DatasetEntry>();
+    for await (const d of datasetEntries(ctx.repo.blobs, manifest)) datasets.set(d.key, d);
+    const used = new Set<string>();
+    const selected: string[] = [];
+    let rows = 0;
+    for await (const e of tableEntries(ctx.repo.blobs, manifest)) {
+      if (!wanted(e)) continue;
+      used.add(e.dataset);
+      selected.push(e.key);
+      rows += unitsOf(e, options.partitions).reduce((s, u) => s + u.rows, 0);
+    }
+    if (selected.length === 0) throw new UsageError(`nothing to restore: no table of snapshot ${manifest.id} matches ${options.tables ? options.tables.join(', ') : 'the selection'}`);
+    if (ref.dataset !== undefined && used.size > 1) {
+      throw new UsageError(`the selection spans ${used.size} datasets (${[...used].sort(byName).join(', ')}): restore into bigquery://${ref.project} (same dataset names), or choose one dataset's tables with --table 'DATASET.*'`);
+    }
+    const targets = new Map<string, DatasetTarget>();
+    for (const d of used) targets.set(d, { source: d, project: ref.project, dataset: `${scratchPrefix}${ref.dataset ?? d}` });
+
+    const existing = await existingTables(clients, [...targets.values()]);
+    const plans: TablePlan[] = [];
+    const clash: string[] = [];
+    for await (const e of tableEntries(ctx.repo.blobs, manifest)) {
+      if (!wanted(e)) continue;
+      const t = targets.get(e.dataset)!;
+      const there = existing.get(t.dataset)?.has(e.table) ?? false;
+      if (options.checkOnly && !there) throw new UsageError(`${t.project}.${t.dataset}.${e.table} does not exist at ${clients.where}: nothing to check`);
+      if (there && !options.force && !options.checkOnly) clash.push(`${t.dataset}.${e.table}`);
+      plans.push({ source: e.key, target: `${t.project}.${t.dataset}.${e.table}`, action: options.checkOnly ? 'check-only' : there ? 'replace' : 'create', kind: e.kind, rows: unitsOf(e, options.partitions).reduce((s, u) => s + u.rows, 0) });
+    }
+    if (clash.length > 0) {
+      throw new UsageError(`${clash.length} table(s) exist in the target: ${clash.slice(0, 5).join(', ')}${clash.length > 5 ? ' …' : ''}; nothing was written. Restore into another dataset, or pass --force to replace them`);
+    }
+    if (options.dryRun) return { items: plans.length, bytes: 0, details: { dryRun: true, plans } };
+
+    if (!options.checkOnly) {
+      for (const t of targets.values()) await ensureDataset(ctx, clients, t, datasets.get(t.source), options);
+    }
+    const mismatches: Mismatch[] = [];
+    const checked = new Map<string, { rows: number }>();
+    const views: TableEntry[] = [];
+    const pool = new TaskPool(options.jobs);
+    const reader = options.reader ?? (details.reader as 'storage' | 'tabledata' | undefined) ?? 'storage';
+    for await (const e of tableEntries(ctx.repo.blobs, manifest)) {
+      if (!wanted(e)) continue;
+      const t = targets.get(e.dataset)!;
+      const plan = plans.find((p) => p.source === e.key)!;
+      if (isDefinitionOnly(e.kind)) {
+        if (!options.checkOnly) views.push(e);
+        continue;
+      }
+      await pool.submit(async () => {
+        const result = await restoreTable(ctx, clients, manifest, e, t, plan, options, details.mode, reader);
+        if (result) {
+          checked.set(e.key, { rows: result.actualRows });
+          plan.tablesChecked = 1;
+          plan.rowsChecked = result.actualRows;
+          if (result.actualRows !== result.expectedRows || !result.digestMatches) mismatches.push(result);
+        }
+      });
+    }
+    await pool.drain();
+    if (views.length > 0) await createDefinitions(ctx, clients, views, targets, options);
+
+    const report: RestoreReport = {
+      items: plans.length,
+      bytes: 0,
+      details: { plans, tablesChecked: checked.size, rowsChecked: [...checked.values()].reduce((s, c) => s + c.rows, 0), mismatches, calls: Object.fromEntries(clients.calls) },
+    };
+    if (options.scratch) for (const t of targets.values()) await dropDataset(clients, t);
+    if (mismatches.length > 0) {
+      const err = new MismatchError(`restore check failed for ${mismatches.length} table(s): ${mismatches.map(describeMismatch).join('; ')}`);
+      (err as { report?: unknown }).report = report;
+      throw err;
+    }
+    return report;
+  } finally {
+    await clients.close();
+  }
+}
+
+export function describeMismatch(m: Mismatch): string {
+  return m.actualRows !== m.expectedRows ? `${m.table}: ${m.actualRows} rows, the snapshot has ${m.expectedRows}` : `${m.table}: same ${m.actualRows} rows, but values differ`;
+}
+
+/** The units a restore takes of an entry: all, or the chosen partitions. */
+function unitsOf(entry: TableEntry, partitions: string[] | undefined): Unit[] {
+  if (!partitions) return entry.units;
+  return entry.units.filter((u) => u.partition === null || partitions.includes(u.partition));
+}
+
+async function existingTables(clients: BigQueryClients, targets: DatasetTarget[]): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  for (const t of targets) {
+    const names = new Set<string>();
+    try {
+      for await (const x of restPages<{ tableReference: { tableId: string } }>(clients, 'tables.list', { uri: `/datasets/${enc(t.dataset)}/tables`, project: t.project }, 'tables')) names.add(x.tableReference.tableId);
+    } catch (err) {
+      if (errorReason(err) !== 'notFound') throw describeBigQueryError(err, `listing the tables of ${t.project}.${t.dataset}`, clients.where);
+    }
+    out.set(t.dataset, names);
+  }
+  return out;
+}
+
+/** Dataset settings a new dataset takes from the snapshot. Access entries are left to the target's own defaults. */
+const DATASET_FIELDS = ['description', 'friendlyName', 'labels', 'location', 'defaultTableExpirationMs', 'defaultPartitionExpirationMs', 'defaultCollation', 'isCaseInsensitive', 'maxTimeTravelHours', 'storageBillingModel'];
+
+async function ensureDataset(ctx: EngineContext, clients: BigQueryClients, t: DatasetTarget, entry: DatasetEntry | undefined, options: BigQueryRestoreOptions): Promise<void> {
+  try {
+    await restCall(clients, 'datasets.get', { uri: `/datasets/${enc(t.dataset)}`, project: t.project });
+    return;
+  } catch (err) {
+    if (errorReason(err) !== 'notFound') throw describeBigQueryError(err, `reading dataset ${t.project}.${t.dataset}`, clients.where);
+  }
+  const resource: Record<string, unknown> = { datasetReference: { projectId: t.project, datasetId: t.dataset } };
+  for (const f of DATASET_FIELDS) if (entry?.resource[f] !== undefined) resource[f] = entry.resource[f];
+  // A backup's default expiration would delete restored tables; a scratch dataset expires its tables in a day.
+  if (options.scratch) resource.defaultTableExpirationMs = String(86_400_000);
+  if ((entry?.resource.access as unknown[] | undefined)?.length) ctx.log.info(`dataset ${t.dataset}: ${(entry!.resource.access as unknown[]).length} access entries are recorded in the snapshot and not applied (the target keeps its own)`);
+  ctx.log.info(`creating dataset ${t.project}.${t.dataset}`);
+  try {
+    await restCall(clients, 'datasets.insert', { uri: '/datasets', method: 'POST', project: t.project, json: resource });
+  } catch (err) {
+    throw describeBigQueryError(err, `creating dataset ${t.project}.${t.dataset}`, clients.where);
+  }
+  for (const routine of entry?.routines ?? []) {
+    const body: Record<string, unknown> = { ...routine, routineReference: { projectId: t.project, datasetId: t.dataset, routineId: routineId(routine) } };
+    if (options.rewriteReferences && typeof body.definitionBody === 'string') body.definitionBody = rewrite(body.definitionBody, t, clients.project);
+    for (const k of ['etag', 'creationTime', 'lastModifiedTime']) delete (body as Record<string, unknown>)[k];
+    await restCall(clients, 'routines.insert', { uri: `/datasets/${enc(t.dataset)}/routines`, method: 'POST', project: t.project, json: body }).catch((err: unknown) => {
+      throw describeBigQueryError(err, `creating routine ${t.dataset}.${routineId(routine)}`, clients.where);
+    });
+  }
+}
+
+async function dropDataset(clients: BigQueryClients, t: DatasetTarget): Promise<void> {
+  await restCall(clients, 'datasets.delete', { uri: `/datasets/${enc(t.dataset)}`, method: 'DELETE', project: t.project, qs: { deleteContents: true } }).catch(() => undefined);
+}
+
+/** Table settings a restored table takes from the snapshot (tables.insert fields). */
+const TABLE_FIELDS = ['schema', 'description', 'friendlyName', 'labels', 'timePartitioning', 'rangePartitioning', 'clustering', 'requirePartitionFilter', 'encryptionConfiguration', 'defaultCollation', 'view', 'materializedView', 'externalDataConfiguration', 'maxStaleness'];
+
+export function tableInsertResource(entry: TableEntry, target: TableRef, now = Date.now()): Record<string, unknown> {
+  const resource: Record<string, unknown> = { tableReference: target };
+  for (const f of TABLE_FIELDS) if (entry.resource[f] !== undefined) resource[f] = entry.resource[f];
+  // An expiration already past would delete the restored table at once; one still ahead is kept.
+  const expiration = Number(entry.resource.expirationTime ?? 0);
+  if (expiration > now) resource.expirationTime = String(expiration);
+  return resource;
+}
+
+function rewrite(text: string, t: DatasetTarget, sourceProject: string): string {
+  if (t.source === t.dataset && t.project === sourceProject) return text;
+  return text.split(`\`${sourceProject}.${t.source}.`).join(`\`${t.project}.${t.dataset}.`).split(`\`${sourceProject}\`.\`${t.source}\`.`).join(`\`${t.project}\`.\`${t.dataset}\`.`);
+}
+
+async function dropTable(clients: BigQueryClients, target: TableRef): Promise<void> {
+  await restCall(clients, 'tables.delete', { uri: `/datasets/${enc(target.datasetId)}/tables/${enc(target.tableId)}`, method: 'DELETE', project: target.projectId }).catch((err: unknown) => {
+    if (errorReason(err) !== 'notFound') throw describeBigQueryError(err, `replacing ${target.projectId}.${target.datasetId}.${target.tableId}`, clients.where);
+  });
+}
+
+async function createTable(clients: BigQueryClients, entry: TableEntry, target: TableRef, replace: boolean, body?: Record<string, unknown>): Promise<void> {
+  const name = `${target.projectId}.${target.datasetId}.${target.tableId}`;
+  if (replace) await dropTable(clients, target);
+  try {
+    await restCall(clients, 'tables.insert', { uri: `/datasets/${enc(target.datasetId)}/tables`, method: 'POST', project: target.projectId, json: body ?? tableInsertResource(entry, target) });
+  } catch (err) {
+    if (errorReason(err) === 'duplicate') throw new UsageError(`${name} was created by someone else while the restore ran; nothing was written into it`);
+    throw describeBigQueryError(err, `creating ${name}`, clients.where);
+  }
+}
+
+async function restoreTable(
+  ctx: EngineContext,
+  clients: BigQueryClients,
+  manifest: Manifest,
+  entry: TableEntry,
+  t: DatasetTarget,
+  plan: TablePlan,
+  options: BigQueryRestoreOptions,
+  mode: string,
+  reader: 'storage' | 'tabledata',
+): Promise<Mismatch | null> {
+  if (entry.deferred) ctx.log.warn(`${entry.key} was deferred when snapshot ${manifest.id} was taken: its rows are the ones an earlier snapshot read`);
+  const target: TableRef = { projectId: t.project, datasetId: t.dataset, tableId: entry.table };
+  const fields = (entry.resource.schema as { fields?: Field[] } | undefined)?.fields ?? [];
+  const units = unitsOf(entry, options.partitions);
+  const expected = units.reduce((s, u) => s + u.rows, 0);
+  const path = { project: t.project, dataset: t.dataset, table: entry.table };
+  if (mode === 'extract') {
+    const digest = new RowDigest();
+    if (plan.action !== 'check-only') {
+      await createTable(clients, entry, target, plan.action === 'replace');
+      await writeRows(clients, path, fields, batched(repositoryRows(ctx.repo.blobs, entry, fields, units), options.rowsPerAppend, (row) => digest.add(row)));
+    } else {
+      for await (const row of repositoryRows(ctx.repo.blobs, entry, fields, units)) digest.add(row);
+    }
+    if (!options.verify) return null;
+    const actual = new RowDigest();
+    for await (const row of tableRows(clients, path, fields, reader)) actual.add(row);
+    ctx.log.debug({ table: plan.target, rows: actual.rows }, 'checked');
+    return { table: plan.target, expectedRows: digest.rows, actualRows: actual.rows, digestMatches: actual.hex() === digest.hex() };
+  }
+  // copy and snapshot modes: BigQuery does the copying (not verified against a server: the emulator has no copy jobs).
+  if (plan.action !== 'check-only') {
+    if (mode === 'snapshot') {
+      const unit = units[0];
+      if (!unit?.backupTable) throw new BakError(`${entry.key}: snapshot ${manifest.id} holds no table snapshot for it`);
+      if (plan.action === 'replace') await dropTable(clients, target);
+      await runJob(clients, { copy: { sourceTables: [parseTableName(unit.backupTable)], destinationTable: target, operationType: 'CLONE', writeDisposition: 'WRITE_EMPTY' } }, jobId('clone', manifest.id, plan.target, randomBytes(4).toString('hex')), { location: options.location, project: t.project });
+    } else {
+      await createTable(clients, entry, target, plan.action === 'replace');
+      for (const unit of units) {
+        if (!unit.backupTable) throw new BakError(`${entry.key}: snapshot ${manifest.id} holds no backup table for ${unit.partition ?? 'it'}`);
+        const destination = { ...target, tableId: unit.partition ? `${target.tableId}$${unit.partition}` : target.tableId };
+        await runJob(clients, { copy: { sourceTables: [parseTableName(unit.backupTable)], destinationTable: destination, writeDisposition: 'WRITE_TRUNCATE', createDisposition: 'CREATE_NEVER' } }, jobId('restore', manifest.id, plan.target, unit.partition ?? '', randomBytes(4).toString('hex')), { location: options.location, project: t.project });
+      }
+    }
+  }
+  if (!options.verify) return null;
+  const got = await restCall(clients, 'tables.get', { uri: `/datasets/${enc(target.datasetId)}/tables/${enc(target.tableId)}`, project: target.projectId });
+  const actualRows = Number(got.numRows ?? 0);
+  return { table: plan.target, expectedRows: expected, actualRows, digestMatches: true };
+}
+
+/** Views, materialized views and external tables, in passes: a view on another view waits for it. */
+async function createDefinitions(ctx: EngineContext, clients: BigQueryClients, entries: TableEntry[], targets: Map<string, DatasetTarget>, options: BigQueryRestoreOptions): Promise<void> {
+  let pending = entries;
+  for (let pass = 1; pending.length > 0; pass++) {
+    const failed: Array<{ entry: TableEntry; error: unknown }> = [];
+    for (const entry of pending) {
+      const t = targets.get(entry.dataset)!;
+      const target: TableRef = { projectId: t.project, datasetId: t.dataset, tableId: entry.table };
+      const body = tableInsertResource(entry, target);
+      for (const key of ['view', 'materializedView'] as const) {
+        const def = body[key] as { query?: string } | undefined;
+        if (def?.query && options.rewriteReferences) body[key] = { ...def, query: rewrite(def.query, t, clients.project) };
+      }
+      try {
+        await createTable(clients, entry, target, options.force, body);
+      } catch (error) {
+        failed.push({ entry, error });
+      }
+    }
+    if (failed.length === pending.length) {
+      throw new BakError(`could not create ${failed.length} view(s) or definition(s): ${failed.map((f) => `${f.entry.key}: ${(f.error as Error).message}`).join('; ')}`);
+    }
+    if (failed.length > 0) ctx.log.debug(`pass ${pass}: ${failed.length} definitions wait for others`);
+    pending = failed.map((f) => f.entry);
+  }
+}
