@@ -38,6 +38,26 @@ export function avroHeader(schema: object, syncMarker: Buffer): Promise<Buffer> 
   return encodeAll(new avro.streams.BlockEncoder(schema as avro.Schema, { syncMarker, writeHeader: true, codec: 'null' } as never));
 }
 
+const PRIMITIVES = new Set(['null', 'boolean', 'int', 'long', 'float', 'double', 'bytes', 'string']);
+
+/**
+ * A schema with its annotated primitives (`{type: 'long', logicalType: 'timestamp-micros'}`, `{type: 'string', sqlType:
+ * 'JSON'}`) reduced to the bare primitive: avsc builds such an object as its own primitive type, bypassing a registry,
+ * so BIGINT_LONG would not apply to a timestamp. Logical types matter only to how values are read, never to the bytes.
+ */
+export function physicalSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(physicalSchema);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const s = schema as Record<string, unknown>;
+  if (typeof s.type === 'string' && PRIMITIVES.has(s.type)) return s.type;
+  const out: Record<string, unknown> = { ...s };
+  if (typeof s.type === 'object') out.type = physicalSchema(s.type);
+  if (Array.isArray(s.fields)) out.fields = (s.fields as Array<Record<string, unknown>>).map((f) => ({ ...f, type: physicalSchema(f.type) }));
+  if (s.items !== undefined) out.items = physicalSchema(s.items);
+  if (s.values !== undefined) out.values = physicalSchema(s.values);
+  return out;
+}
+
 /**
  * An object container file of rows encoded here, as a byte stream: the header, then the encoder's blocks. avsc's
  * BlockEncoder writes its header from the Type it encodes with, and a Type exports neither logical types nor other

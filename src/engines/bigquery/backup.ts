@@ -68,18 +68,17 @@ export function wantedUnits(resource: TableResource, partitions: PartitionInfo[]
 
 /**
  * Which of the wanted units the parent already holds unchanged (carried by reference) and which must be taken again.
- * Nothing is carried across a schema change, from a parent entry that was deferred, or, in copy and snapshot modes,
+ * Nothing is carried across a schema change, a unit the parent left stale (deferred), or, in copy and snapshot modes,
  * from a parent that saw rows in the streaming buffer (its jobs did not copy them).
  */
 export function planUnits(wanted: { changeBy: string; units: Wanted[] }, resource: TableResource, parent: TableEntry | undefined, mode: string): Array<{ want: Wanted; carried?: Unit }> {
   const usable =
     parent !== undefined &&
-    !parent.deferred &&
     parent.changeBy === wanted.changeBy &&
     JSON.stringify(parent.resource.schema ?? null) === JSON.stringify(resource.schema ?? null) &&
     (mode === 'extract' || parent.streamingRows === 0);
   return wanted.units.map((want) => {
-    const carried = usable ? parent.units.find((u) => u.partition === want.partition && u.modified === want.modified) : undefined;
+    const carried = usable ? parent.units.find((u) => u.partition === want.partition && u.modified === want.modified && !u.stale) : undefined;
     return carried ? { want, carried } : { want };
   });
 }
@@ -236,21 +235,23 @@ async function backupTable(
   if (deferredReason !== null) {
     state.details.deferred++;
     state.ctx.writer.recordFailure(key, `deferred to the next backup: ${deferredReason}`);
-    // What the parent had stays restorable from this snapshot; the next backup (built on this one) takes the rest.
-    const carry = parent && !parent.deferred ? parent : undefined;
-    if (carry?.blobs) return { ...base, changeBy: carry.changeBy, units: carry.units, deferred: true, blobs: carry.blobs, checksum: carry.checksum! };
-    return { ...base, changeBy: wanted.changeBy, units: carry?.units ?? [], deferred: true };
   }
+  const parentBlobs = (u: Unit) => (u.files ?? []).map((f) => parent!.blobs!.slice(f.blobStart, f.blobStart + f.blobCount));
   for (const p of plan) {
+    const t = taken.get(p.want);
     if (p.carried) {
       state.details.unitsCarried++;
-      keep(structuredClone(p.carried), p.carried.files ? p.carried.files.map((f) => parent!.blobs!.slice(f.blobStart, f.blobStart + f.blobCount)) : []);
-    } else {
-      const t = taken.get(p.want)!;
+      keep(structuredClone(p.carried), parentBlobs(p.carried));
+    } else if (t) {
       keep(t.unit, t.blobs);
+    } else {
+      // Deferred: what the parent had of this unit stays restorable from this snapshot, marked stale; the next backup
+      // (built on this one) takes it again.
+      const old = parent?.units.find((u) => u.partition === p.want.partition);
+      if (old) keep({ ...structuredClone(old), stale: true }, parentBlobs(old));
     }
   }
-  const entry: TableEntry = { ...base, changeBy: wanted.changeBy, units };
+  const entry: TableEntry = { ...base, changeBy: wanted.changeBy, units, ...(deferredReason !== null ? { deferred: true } : {}) };
   if (o.mode === 'extract') {
     entry.blobs = blobs;
     entry.checksum = contentChecksum(blobs);

@@ -104,6 +104,8 @@ export function isQuotaError(err: unknown): boolean {
 export function isRetryable(err: unknown): boolean {
   const reason = errorReason(err);
   if (reason === 'rateLimitExceeded' || reason === 'userRateLimitExceeded' || reason === 'backendError') return true;
+  // The emulator's SQLite answers concurrent writes with HTTP 500 "database is locked".
+  if (/database is locked/.test((err as Error | null)?.message ?? '')) return true;
   const code = (err as { code?: unknown } | null)?.code;
   return code === 502 || code === 503 || code === 504 || code === 'ECONNRESET' || code === 'ETIMEDOUT';
 }

@@ -31,6 +31,8 @@ export const unitSchema = z
     files: z.array(unitFileSchema).optional(),
     /** copy and snapshot modes: the backup table, PROJECT.DATASET.TABLE. */
     backupTable: z.string().optional(),
+    /** The data changed since this unit was taken, and taking it again was deferred (a quota ran out): never carried. */
+    stale: z.boolean().optional(),
   })
   .strict();
 export type Unit = z.infer<typeof unitSchema>;
@@ -52,7 +54,7 @@ export const tableEntrySchema = z
     /** Rows the table's streaming buffer held (estimated): copy and snapshot jobs do not see them. */
     streamingRows: z.number().int().nonnegative(),
     units: z.array(unitSchema),
-    /** Left for the next run (a quota ran out): units, if any, are the parent's. */
+    /** Some units were left for the next run (a quota ran out): those are the parent's, marked stale, or missing. */
     deferred: z.boolean().optional(),
     /** extract mode: every unit's files' blobs, in unit order (the repository's checker and gc read this field). */
     blobs: z.array(blobRefSchema).optional(),

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import avro from 'avsc';
 import type { BlobRef, BlobStore } from '../../repository/blobs.ts';
-import { BIGINT_LONG } from '../../util/avro-container.ts';
+import { BIGINT_LONG, physicalSchema } from '../../util/avro-container.ts';
 import { MIX64_ROWSUM, newRowSum, type RowSum } from '../../util/row-sum.ts';
 import type { BigQueryClients } from './client.ts';
 import type { TableEntry } from './entries.ts';
@@ -17,7 +17,7 @@ async function* avroRows(bytes: Readable | AsyncIterable<Buffer>): AsyncGenerato
     parseHook: (schema: avro.Schema) => {
       // The emulator names records "project.dataset", which may not be a valid Avro namespace; names are not needed here.
       delete (schema as { namespace?: string }).namespace;
-      return avro.Type.forSchema(schema, { registry: { long: BIGINT_LONG }, wrapUnions: false } as never);
+      return avro.Type.forSchema(physicalSchema(schema) as avro.Schema, { registry: { long: BIGINT_LONG }, wrapUnions: false } as never);
     },
   } as never);
   const feeding = (async () => {

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import avro from 'avsc';
-import { AvroRowFileWriter, BIGINT_LONG } from '../../util/avro-container.ts';
+import { AvroRowFileWriter, BIGINT_LONG, physicalSchema } from '../../util/avro-container.ts';
 import type { BigQueryClients } from './client.ts';
 import { restCall } from './rest.ts';
 import type { TablePath } from './read.ts';
@@ -34,7 +34,7 @@ export async function* tabledataRows(clients: BigQueryClients, table: TablePath,
 /** tabledata.list as an Avro container file of BigQuery's Avro mapping (values.ts), encoded as pages arrive. */
 export async function* tabledataAsAvroFile(clients: BigQueryClients, table: TablePath, fields: Field[], syncMarker: Buffer, counted: { rows: number }, pageRows?: number): AsyncGenerator<Buffer> {
   const schema = avroSchemaOf(fields);
-  const type = avro.Type.forSchema(schema as avro.Schema, { registry: { long: BIGINT_LONG } });
+  const type = avro.Type.forSchema(physicalSchema(schema) as avro.Schema, { registry: { long: BIGINT_LONG } });
   const file = new AvroRowFileWriter(schema, type, syncMarker);
   const encoder = file.encoder;
   const producing = (async () => {
