@@ -7,7 +7,7 @@ export interface ServersEnv {
   postgres: { host: string; port: number; user: string; password: string; bin: string };
   minio: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; bin: string };
   gcs: { apiEndpoint: string; projectId: string };
-  bigquery: { endpoint: string; grpcPort: number; projectId: string };
+  bigquery: { endpoint: string; grpcPort: number; projectId: string; bin: string };
   spanner: { host: string; projectId: string; instanceId: string; databaseId: string; bin: string };
   /** An Avro reader that is not bak's own (Python fastavro), for the Spanner export test. */
   fastavro: { pythonPath: string };

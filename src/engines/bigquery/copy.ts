@@ -45,9 +45,9 @@ export async function copyUnit(clients: BigQueryClients, o: BigQueryOptions & { 
   };
 }
 
-/** How long a table snapshot lives: expireAfterDays, else the job's retention horizon and a day, else no expiration. */
+/** How long a table snapshot lives: expireAfterDays, else the job's retention horizon (retentionHorizonDays), else no expiration. */
 export function snapshotExpiration(o: Pick<BigQueryOptions, 'expireAfterDays' | 'retentionDays'>, now = Date.now()): string | undefined {
-  const days = o.expireAfterDays ?? (o.retentionDays !== undefined ? o.retentionDays + 1 : undefined);
+  const days = o.expireAfterDays ?? o.retentionDays;
   return days === undefined ? undefined : new Date(now + days * DAY_MS).toISOString();
 }
 
