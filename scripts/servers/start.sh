@@ -88,7 +88,7 @@ write_env() {
   "postgres": { "host": "127.0.0.1", "port": $PG_PORT, "user": "$PG_USER", "password": "$PG_PASSWORD", "bin": "$PG_BIN" },
   "minio": { "endpoint": "http://127.0.0.1:$MINIO_PORT", "region": "us-east-1", "accessKeyId": "$MINIO_USER", "secretAccessKey": "$MINIO_PASSWORD", "bin": "$MINIO_BIN" },
   "gcs": { "apiEndpoint": "http://127.0.0.1:$FAKE_GCS_PORT", "projectId": "bak-test" },
-  "bigquery": { "endpoint": "http://127.0.0.1:$BIGQUERY_PORT", "grpcPort": $BIGQUERY_GRPC_PORT, "projectId": "$BIGQUERY_PROJECT" },
+  "bigquery": { "endpoint": "http://127.0.0.1:$BIGQUERY_PORT", "grpcPort": $BIGQUERY_GRPC_PORT, "projectId": "$BIGQUERY_PROJECT", "bin": "$BIGQUERY_EMULATOR_BIN" },
   "spanner": { "host": "127.0.0.1:$SPANNER_PORT", "projectId": "$SPANNER_PROJECT", "instanceId": "$SPANNER_INSTANCE", "databaseId": "$SPANNER_DATABASE", "bin": "$HANDY_SPANNER_BIN" },
   "fastavro": { "pythonPath": "$FASTAVRO_DIR" }
 }
