@@ -118,7 +118,7 @@ describe('bigquery copy and snapshot modes, at the client boundary', () => {
       expect(c).toMatchObject({ writeDisposition: 'WRITE_TRUNCATE', createDisposition: 'CREATE_IF_NEEDED', destinationTable: { projectId: env.projectId, datasetId: backups } });
       expect(c.sourceTables[0]).toMatchObject({ projectId: env.projectId, datasetId: src });
     }
-    expect(copies1.find((c) => c.sourceTables[0].tableId === 'events$20260102').destinationTable.tableId).toBe(`${src}__events__p20260102__${m1.id.replace(/-/g, '_')}`);
+    expect(copies1.find((c) => c.sourceTables[0].tableId === 'events$20260102')!.destinationTable.tableId).toBe(`${src}__events__p20260102__${m1.id.replace(/-/g, '_')}`);
     const patches = standIn.calls('PATCH', new RegExp(`/datasets/${backups}/tables/`));
     expect(patches).toHaveLength(4);
     for (const p of patches) expect(p.body).toEqual({ expirationTime: null });
