@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { BakError, ConfigError, UsageError } from '../errors.ts';
+import { sourceMatches } from './source-key.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { isNotFound, StorageError } from '../storage/object-store.ts';
 import { validateChunking } from '../util/chunker.ts';
@@ -179,6 +180,26 @@ export class Repository {
   }
 
   /** Finds a snapshot by full id or unique prefix. */
+  /**
+   * The snapshot a restore "as of" a time wants: the newest complete or partial snapshot of one source (named as
+   * `sourceMatches` takes it) that started at or before `at`. Two sources matching the name is ambiguous.
+   */
+  async snapshotAsOf(source: string, at: Date): Promise<Manifest> {
+    let best: Manifest | undefined;
+    const keys = new Set<string>();
+    for await (const entry of this.listSnapshots()) {
+      if ('error' in entry || !sourceMatches(entry.manifest, source)) continue;
+      const m = entry.manifest;
+      keys.add(m.sourceKey);
+      if (m.status === 'failed' || Date.parse(m.startedAt) > at.getTime()) continue;
+      if (!best || m.startedAt > best.startedAt) best = m;
+    }
+    if (keys.size > 1) throw new UsageError(`"${source}" names ${keys.size} sources (${[...keys].sort().join(', ')}): give the whole source URI or its source key`);
+    if (keys.size === 0) throw new UsageError(`no snapshot of a source matching "${source}" in ${this.description}`);
+    if (!best) throw new UsageError(`no snapshot of "${source}" was taken at or before ${at.toISOString()}`);
+    return best;
+  }
+
   async resolveSnapshot(idOrPrefix: string): Promise<{ key: string; manifest: Manifest }> {
     if (idOrPrefix.trim() === '') throw new UsageError('empty snapshot id');
     const matches: ManifestKey[] = [];

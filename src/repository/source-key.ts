@@ -15,3 +15,8 @@ export function sourceKeyOf(engine: string, redactedSource: string): string {
   const hash = sha256Hex(`${engine}\n${redactedSource}`).slice(0, 8);
   return [engine.toLowerCase(), slug, hash].filter(Boolean).join('-');
 }
+
+/** Whether a snapshot is of the source a filter names: its URI, a part of it, or its source key. */
+export function sourceMatches(snapshot: { source: string; sourceKey: string }, filter: string): boolean {
+  return snapshot.source === filter || snapshot.sourceKey === filter || snapshot.source.includes(filter);
+}

@@ -44,8 +44,22 @@ describe('bigquery copy and snapshot modes, at the client boundary', () => {
   const rowsOf = (table: string, partition: string | null) =>
     partitions.filter((p) => p.table === table && (partition === null || p.partition === partition)).reduce((s, p) => s + p.rows, 0);
 
+  const routine = () => ({
+    routineReference: { projectId: env.projectId, datasetId: src, routineId: 'recent' },
+    routineType: 'TABLE_VALUED_FUNCTION',
+    language: 'SQL',
+    arguments: [{ name: 'since', dataType: { typeKind: 'DATE' } }],
+    definitionBody: `SELECT * FROM \`${env.projectId}.${src}.events\` WHERE day >= since`,
+    etag: 'e1',
+    creationTime: '1',
+    lastModifiedTime: '2',
+  });
   const answer = (e: Exchange) => {
     const base = prefix();
+    // The emulator answers "unsupported bigquery.routines.list"; this source dataset has one routine.
+    if (e.method === 'GET' && new RegExp(`^${base}/datasets/${src}/routines(\\?|$)`).test(e.path)) return { status: 200, body: { routines: [{ routineReference: routine().routineReference }] } };
+    if (e.method === 'GET' && e.path.startsWith(`${base}/datasets/${src}/routines/recent`)) return { status: 200, body: routine() };
+    if (e.method === 'POST' && new RegExp(`^${base}/datasets/${restored}/routines(\\?|$)`).test(e.path)) return { status: 200, body: e.body };
     if (e.method === 'POST' && e.path.startsWith(`${base}/queries`) && /INFORMATION_SCHEMA\.PARTITIONS/.test(e.body?.query ?? '')) {
       const rows = [...partitions]
         .sort((a, b) => (a.table + (a.partition ?? '')).localeCompare(b.table + (b.partition ?? '')))
@@ -182,6 +196,17 @@ describe('bigquery copy and snapshot modes, at the client boundary', () => {
     expect(into.map((c) => c.destinationTable.tableId).sort()).toEqual(['events$20260101', 'events$20260102', 'events$20260103', 'plain']);
     for (const c of into) expect(c).toMatchObject({ writeDisposition: 'WRITE_TRUNCATE', createDisposition: 'CREATE_NEVER', sourceTables: [{ datasetId: backups }] });
     expect(json(restore).details).toMatchObject({ tablesChecked: 2, rowsChecked: 11 });
+    // The routine is created in the new dataset, its reference to the source dataset rewritten to the target's.
+    const routines = standIn.calls('POST', new RegExp(`/datasets/${restored}/routines`));
+    expect(routines).toHaveLength(1);
+    expect(routines[0]!.body).toEqual({
+      ...routine(),
+      routineReference: { projectId: env.projectId, datasetId: restored, routineId: 'recent' },
+      definitionBody: `SELECT * FROM \`${env.projectId}.${restored}.events\` WHERE day >= since`,
+      etag: undefined,
+      creationTime: undefined,
+      lastModifiedTime: undefined,
+    });
     const created = await rest(env, 'GET', `/datasets/${restored}/tables/events`);
     expect(created).toMatchObject({ timePartitioning: { type: 'DAY', field: 'day' }, description: 'after' });
 
@@ -229,6 +254,21 @@ describe('bigquery copy and snapshot modes, at the client boundary', () => {
     expect(clones.map((c) => c.destinationTable.tableId).sort()).toEqual(['events', 'plain']);
     for (const c of clones) expect(c).toMatchObject({ operationType: 'CLONE', sourceTables: [{ datasetId: backups }] });
     await dropDataset(env, target);
+  });
+
+  it('fails with nothing visible when the server dies mid-run', async () => {
+    const dying = new BigQueryStandIn(env.endpoint);
+    let gets = 0;
+    dying.handlers.push((e) => (e.method === 'GET' && /\/tables\/[^/?]+(\?|$)/.test(e.path) && ++gets === 2 ? 'die' : undefined));
+    await dying.start();
+    const before = json(await bak(['snapshots', '--json']));
+    const started = Date.now();
+    const r = await bak(['backup', `bigquery://${env.projectId}/${src}`, '--endpoint', dying.endpoint, '--storage-endpoint', env.storageEndpoint, '--reader', 'tabledata']);
+    await dying.stop();
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stderr).toMatch(/unreachable or went away|socket hang up|ECONNRE/);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(json(await bak(['snapshots', '--json']))).toEqual(before);
   });
 
   it('says so when permission is denied, and writes no snapshot', async () => {

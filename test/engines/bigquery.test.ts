@@ -102,6 +102,13 @@ describe('bigquery engine against bigquery-emulator', () => {
 
     const verify = await bak(['verify', manifest.id, '--level', 'data']);
     expect(verify.code, show(verify)).toBe(0);
+    // A real restore into throwaway datasets, checked, then dropped.
+    const datasetsBefore = (await rest(env, 'GET', '/datasets')).datasets.length;
+    const scratch = await bak(['verify', manifest.id, '--level', 'restore', '--scratch', `bigquery://${env.projectId}`, '--json']);
+    expect(scratch.code, show(scratch)).toBe(0);
+    expect(json(scratch).ok).toBe(true);
+    expect(scratch.stderr).toMatch(/creating dataset baktest\.bak_verify_[0-9a-f]{8}_/);
+    expect((await rest(env, 'GET', '/datasets')).datasets.length).toBe(datasetsBefore);
   });
 
   it('reads through the Storage Read API, and a second backup reads only the table that changed', async () => {
@@ -143,9 +150,14 @@ describe('bigquery engine against bigquery-emulator', () => {
     await dropDataset(env, targetId);
     const older = `${id}_older`;
     made.push(older);
-    const chosen = await bak(['restore', m1.id, '--to', `bigquery://${env.projectId}/${older}`, '--table', 'oth*', '--jobs', '1', '--json']);
+    // Chosen by date: the newest snapshot taken at or before the first one finished is the first one.
+    const chosen = await bak(['restore', '--source', `bigquery://${env.projectId}/${id}`, '--as-of', m1.finishedAt, '--to', `bigquery://${env.projectId}/${older}`, '--table', 'oth*', '--jobs', '1', '--json']);
     expect(chosen.code, show(chosen)).toBe(0);
+    expect(json(chosen).snapshot).toBe(m1.id);
     expect(await allRows(env, older, 'other')).toEqual(expected.other!.slice(0, 2));
+    const tooEarly = await bak(['restore', '--source', `bigquery://${env.projectId}/${id}`, '--as-of', '2020-01-01', '--to', `bigquery://${env.projectId}/${older}`]);
+    expect(tooEarly.code, show(tooEarly)).toBe(2);
+    expect(tooEarly.stderr).toMatch(/no snapshot of .* was taken at or before 2020-01-01T23:59:59.999Z/);
     await expect(rest(env, 'GET', `/datasets/${older}/tables/typed`)).rejects.toThrow(/404/);
   });
 

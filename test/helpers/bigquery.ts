@@ -55,7 +55,8 @@ export interface Exchange {
   body: any;
 }
 
-type Handler = (exchange: Exchange) => { status: number; body: unknown } | undefined;
+/** An answer, or 'die': the stand-in drops this connection and every other and stops listening, as a server that died. */
+type Handler = (exchange: Exchange) => { status: number; body: unknown } | 'die' | undefined;
 
 /**
  * A stand-in in front of the emulator, for what the emulator lacks (copy jobs, table snapshots,
@@ -76,13 +77,26 @@ export class BigQueryStandIn {
     return `http://127.0.0.1:${(this.#server!.address() as AddressInfo).port}`;
   }
 
+  readonly #sockets = new Set<import('node:net').Socket>();
+
   async start(): Promise<void> {
     this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#server.on('connection', (socket) => {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+    });
     await new Promise<void>((resolve) => this.#server!.listen(0, '127.0.0.1', resolve));
   }
 
+  /** Stops listening and drops every connection at once. */
+  die(): void {
+    this.#server?.close();
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
   async stop(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server?.close(() => resolve()) ?? resolve());
+    if (!this.#server?.listening) return;
+    await new Promise<void>((resolve) => this.#server!.close(() => resolve()));
   }
 
   /** Recorded requests whose path matches. */
@@ -104,6 +118,10 @@ export class BigQueryStandIn {
     this.exchanges.push(exchange);
     for (const handler of this.handlers) {
       const answer = handler(exchange);
+      if (answer === 'die') {
+        this.die();
+        return;
+      }
       if (answer) {
         res.writeHead(answer.status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(answer.body));
@@ -119,4 +137,24 @@ export class BigQueryStandIn {
 
 export function apiError(status: number, reason: string, message: string): { status: number; body: unknown } {
   return { status, body: { error: { code: status, message, errors: [{ reason, message }] } } };
+}
+
+/**
+ * A bigquery-emulator of the caller's own on free ports (the benchmark's, so the suites' tables do not weigh on it):
+ * the emulator keeps everything in one in-memory SQLite and slows as it fills.
+ */
+export async function startOwnBigQuery(bin: string, projectId: string): Promise<{ env: BigQueryEnv & { storageEndpoint: string }; stop(): void }> {
+  const { spawn } = await import('node:child_process');
+  const { unusedPort } = await import('./postgres.ts');
+  const port = await unusedPort();
+  const grpcPort = await unusedPort();
+  const child = spawn(bin, [`--project=${projectId}`, '--host=127.0.0.1', `--port=${port}`, `--grpc-port=${grpcPort}`, '--log-level=error'], { stdio: 'ignore' });
+  const env = { endpoint: `http://127.0.0.1:${port}`, grpcPort, projectId, bin, storageEndpoint: `http://127.0.0.1:${grpcPort}` };
+  for (let i = 0; i < 240; i++) {
+    const up = await fetch(`${env.endpoint}/bigquery/v2/projects/${projectId}/datasets`).then((r) => r.ok, () => false);
+    if (up) return { env, stop: () => child.kill('SIGKILL') };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`bigquery-emulator (${bin}) did not answer on ${env.endpoint}`);
 }

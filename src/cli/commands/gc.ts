@@ -6,6 +6,7 @@ import { durationMs, hasKeepRule, type RetentionPolicy } from '../../repository/
 import { formatBytes, formatTable, formatTime, printJson } from '../output.ts';
 import { action, parsePositiveInt } from '../program.ts';
 import type { CliContext } from '../context.ts';
+import { sourceMatches } from '../../repository/source-key.ts';
 
 interface GcOptions extends RetentionPolicy {
   job?: string;
@@ -53,7 +54,7 @@ async function gc(ctx: CliContext, options: GcOptions): Promise<number> {
   }
   const graceMs = durationMs(options.gracePeriod ?? config.defaults.pruneGracePeriod ?? '24h');
   const select = (m: Manifest) =>
-    options.all ? true : options.job !== undefined ? m.job === options.job : m.source === options.source || m.sourceKey === options.source || m.source.includes(options.source!);
+    options.all ? true : options.job !== undefined ? m.job === options.job : sourceMatches(m, options.source!);
   const policyFor = (newest: Manifest) => {
     if (flagPolicy) return { policy: flagPolicy, origin: 'flags' };
     const job = newest.job !== null ? config.jobs[newest.job] : undefined;

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { getEngine } from '../../engines/registry.ts';
-import { ExitCode } from '../../errors.ts';
+import { ExitCode, UsageError } from '../../errors.ts';
 import { formatTable, printJson } from '../output.ts';
 import { action, parsePositiveInt } from '../program.ts';
 
@@ -27,6 +27,8 @@ interface RestoreFlags {
   partition?: string[];
   storageEndpoint?: string;
   location?: string;
+  source?: string;
+  asOf?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -35,7 +37,9 @@ export function registerRestore(program: Command): void {
   program
     .command('restore')
     .description('restore a snapshot into a target, then prove it: every table checked against the snapshot (exit 3 on a mismatch)')
-    .argument('<snapshot-id>', 'snapshot id or unique prefix')
+    .argument('[snapshot-id]', 'snapshot id or unique prefix (or --source with --as-of)')
+    .option('--source <uri>', 'with --as-of: the source (URI, part of it, or source key) whose snapshot to restore')
+    .option('--as-of <time>', 'with --source: its newest complete or partial snapshot taken at or before this time (RFC 3339, or a date: the end of that day, UTC)')
     .requiredOption('--to <uri>', 'where to restore, e.g. postgres://postgres@db2:5432 or spanner://projects/P/instances/I/databases/NEW')
     .option('--database <name>', 'postgres: only this database of the snapshot (repeatable)', collect)
     .option('--as <name>', 'postgres: restore the (single) database under this name')
@@ -59,9 +63,13 @@ export function registerRestore(program: Command): void {
     .option('--region <region>', "s3: the target's region (default: the snapshot's)")
     .option('--path-style', 's3: path-style addressing for the target')
     .action(
-      action(async (ctx, id: string, flags: RestoreFlags) => {
+      action(async (ctx, id: string | undefined, flags: RestoreFlags) => {
+        if ((id === undefined) === (flags.asOf === undefined) || (flags.asOf === undefined) !== (flags.source === undefined)) {
+          throw new UsageError('give a snapshot id, or --source and --as-of (not both)');
+        }
         const repo = await ctx.openRepository();
-        const { manifest } = await repo.resolveSnapshot(id);
+        const manifest = id !== undefined ? (await repo.resolveSnapshot(id)).manifest : await repo.snapshotAsOf(flags.source!, parseAsOf(flags.asOf!));
+        if (id === undefined) ctx.log.info(`restoring snapshot ${manifest.id} (taken ${manifest.startedAt}), the newest of ${manifest.source} as of ${flags.asOf}`);
         if (manifest.status !== 'complete') ctx.log.warn(`snapshot ${manifest.id} is ${manifest.status}: ${manifest.failures.map((f) => f.item).join(', ')} failed at backup`);
         const engine = getEngine(manifest.engine);
         // Generic flags pass through as engine options; each engine validates the ones it takes and rejects the rest.
@@ -132,4 +140,12 @@ function printRestore(write: (s: string) => void, details: Record<string, unknow
       plans.map((p) => [p.source, p.target, details.dryRun ? `would ${p.action}` : p.action, p.tablesChecked === undefined ? '-' : `${p.tablesChecked} tables, ${p.rowsChecked} rows: ok`]),
     ),
   );
+}
+
+/** RFC 3339, or a bare date meaning the end of that day (UTC): "as of 2026-11-30" includes that night's backups. */
+export function parseAsOf(text: string): Date {
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(text);
+  const at = new Date(day ? `${text}T23:59:59.999Z` : text);
+  if (Number.isNaN(at.getTime())) throw new UsageError(`--as-of ${JSON.stringify(text)} is not a time: use RFC 3339 (2026-11-30T02:00:00Z) or a date (2026-11-30)`);
+  return at;
 }

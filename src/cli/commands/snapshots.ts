@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Manifest } from '../../repository/manifest.ts';
+import { sourceMatches } from '../../repository/source-key.ts';
 import { formatBytes, formatTable, formatTime, printJson } from '../output.ts';
 import { action } from '../program.ts';
 
@@ -12,7 +13,7 @@ interface SnapshotFilters {
 function matches(m: Manifest, f: SnapshotFilters): boolean {
   if (f.engine && m.engine !== f.engine) return false;
   if (f.job && m.job !== f.job) return false;
-  if (f.source && !(m.source === f.source || m.sourceKey === f.source || m.source.includes(f.source))) return false;
+  if (f.source && !sourceMatches(m, f.source)) return false;
   return true;
 }
 

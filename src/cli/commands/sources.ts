@@ -8,7 +8,7 @@ import { action } from '../program.ts';
 export function registerSources(program: Command): void {
   program
     .command('sources')
-    .description('list what a source holds that a backup could cover (postgres: databases with sizes)')
+    .description('list what a source holds that a backup could cover (postgres: databases with sizes; bigquery: datasets or tables)')
     .argument('[source-uri]', 'e.g. postgres://bak@db:5432 (or --job)')
     .option('--job <name>', "the job's source and options")
     .option('--engine <name>', 'the engine, when the URI scheme does not say')

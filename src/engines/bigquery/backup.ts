@@ -146,6 +146,7 @@ export async function backupBigQuery(ctx: BackupContext & { source: BigQuerySour
     }
     await writer.closeIndex(datasetIndex);
     await writer.closeIndex(tableIndex);
+    log.info(`${details.tables} tables in ${details.datasets} datasets: ${details.unitsTaken} ${o.mode === 'extract' ? 'read' : o.mode === 'copy' ? 'copied' : 'snapshotted'}, ${details.unitsCarried} unchanged and carried${details.deferred ? `, ${details.deferred} tables deferred` : ''}`);
     if (details.streamingRows > 0) log.warn(`${details.streamingRows} rows were in streaming buffers${o.mode === 'extract' ? ' (read, as the Storage Read API sees them)' : `: ${o.mode} jobs do not copy them, so the next backup takes those tables again`}`);
     if (state.stopped) log.warn(`stopped at a quota (${state.stopped}): ${details.deferred} table(s) deferred to the next backup`);
     details.calls = Object.fromEntries([...clients.calls].sort());

@@ -104,26 +104,19 @@ function indexOf(manifest: Manifest, name: string): IndexRef | undefined {
   return manifest.indexes.find((i) => i.name === name);
 }
 
-/** The table entries of a snapshot, streamed and checked. */
-export async function* tableEntries(blobs: BlobStore, manifest: Manifest): AsyncGenerator<TableEntry> {
-  const ref = indexOf(manifest, 'tables');
-  if (!ref) throw new BakError(`snapshot ${manifest.id} has no tables index: not a BigQuery snapshot bak can read`);
+/** One index of a BigQuery snapshot, streamed, each entry checked against its schema. */
+async function* entriesOf<T>(blobs: BlobStore, manifest: Manifest, name: 'tables' | 'datasets', schema: z.ZodType<T>): AsyncGenerator<T> {
+  const ref = indexOf(manifest, name);
+  if (!ref) throw new BakError(`snapshot ${manifest.id} has no ${name} index: not a BigQuery snapshot bak can read`);
   for await (const raw of readIndex(blobs, ref)) {
-    const parsed = tableEntrySchema.safeParse(raw);
-    if (!parsed.success) throw new BakError(`snapshot ${manifest.id}: a malformed table entry (${describeZodError(parsed.error, raw).replace(/\n/g, '; ')})`);
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) throw new BakError(`snapshot ${manifest.id}: a malformed ${name} entry (${describeZodError(parsed.error, raw).replace(/\n/g, '; ')})`);
     yield parsed.data;
   }
 }
 
-export async function* datasetEntries(blobs: BlobStore, manifest: Manifest): AsyncGenerator<DatasetEntry> {
-  const ref = indexOf(manifest, 'datasets');
-  if (!ref) throw new BakError(`snapshot ${manifest.id} has no datasets index: not a BigQuery snapshot bak can read`);
-  for await (const raw of readIndex(blobs, ref)) {
-    const parsed = datasetEntrySchema.safeParse(raw);
-    if (!parsed.success) throw new BakError(`snapshot ${manifest.id}: a malformed dataset entry (${describeZodError(parsed.error, raw).replace(/\n/g, '; ')})`);
-    yield parsed.data;
-  }
-}
+export const tableEntries = (blobs: BlobStore, manifest: Manifest) => entriesOf(blobs, manifest, 'tables', tableEntrySchema);
+export const datasetEntries = (blobs: BlobStore, manifest: Manifest) => entriesOf(blobs, manifest, 'datasets', datasetEntrySchema);
 
 /** The parent's table entries, looked up in (dataset, table) order beside the backup's own sorted listing. */
 export function parentEntries(entries: AsyncIterable<TableEntry> | undefined): SortedCursor<TableEntry, { dataset: string; table: string }> {

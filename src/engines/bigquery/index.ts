@@ -5,6 +5,7 @@ import { bigqueryOptionsSchema, parseBigQuerySource, type BigQuerySource } from 
 const backup = () => import('./backup.ts');
 const restore = () => import('./restore.ts');
 const external = () => import('./external.ts');
+const sources = () => import('./sources.ts');
 
 /**
  * BigQuery: per table (and per partition, where the server reports partitions) only what changed since the parent
@@ -22,4 +23,5 @@ export const bigqueryEngine: Engine = {
   verify: async (ctx, manifest, level) => (await external()).verifyBigQuery(ctx, manifest, level),
   restore: async (ctx, manifest, target) => (await restore()).restoreBigQuery(ctx, manifest, target),
   release: async (ctx, manifest) => (await external()).releaseBigQuery(ctx, manifest),
+  listSources: async (uri, options) => (await sources()).listBigQuerySources(parseBigQuerySource(uri, options)),
 };

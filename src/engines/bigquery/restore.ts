@@ -4,11 +4,13 @@ import { BakError, MismatchError, UsageError } from '../../errors.ts';
 import type { Manifest } from '../../repository/manifest.ts';
 import { TaskPool } from '../../util/concurrency.ts';
 import { globMatch } from '../../util/glob.ts';
+import { withRetry } from '../../util/retry.ts';
 import { describeZodError } from '../../util/validation.ts';
 import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
+import { tableRestoreFields } from '../restore-options.ts';
 import { isDefinitionOnly } from './backup.ts';
 import { byName, routineId } from './catalog.ts';
-import { describeBigQueryError, errorReason, openClients, type BigQueryClients } from './client.ts';
+import { describeBigQueryError, errorReason, isRetryable, openClients, type BigQueryClients } from './client.ts';
 import { bigqueryDetails, datasetEntries, tableEntries, type DatasetEntry, type TableEntry, type Unit } from './entries.ts';
 import { jobId, parseTableName, runJob, type TableRef } from './jobs.ts';
 import { restCall, restPages } from './rest.ts';
@@ -24,15 +26,9 @@ export const bigqueryRestoreOptionsSchema = z
     tables: z.array(z.string().min(1)).optional(),
     /** Only these partitions (ids: 20260101, __NULL__ …) of the chosen partitioned tables. */
     partitions: z.array(z.string().min(1)).optional(),
-    /** Replace tables that exist in the target (default: refuse before writing anything). */
-    force: z.boolean().default(false),
-    dryRun: z.boolean().default(false),
-    verify: z.boolean().default(true),
-    checkOnly: z.boolean().default(false),
-    /** `bak verify --level restore`: throwaway datasets in the target project, checked and dropped. */
-    scratch: z.boolean().default(false),
-    /** Tables restored at once (`--jobs`). */
-    jobs: z.number().int().positive().max(64).default(4),
+    // force: replace tables that exist in the target (default: refuse before writing anything); scratch: throwaway
+    // datasets in the target project.
+    ...tableRestoreFields,
     /** Rows per Storage Write API append (each append stays under its 10 MB request limit). */
     rowsPerAppend: z.number().int().positive().max(100_000).default(2_000),
     /** Rewrite `project.dataset.` references in view and routine bodies to the target's, when restoring elsewhere. */
@@ -280,8 +276,16 @@ async function restoreTable(
   if (mode === 'extract') {
     const digest = new RowDigest();
     if (plan.action !== 'check-only') {
-      await createTable(clients, entry, target, plan.action === 'replace');
-      await writeRows(clients, path, fields, batched(repositoryRows(ctx.repo.blobs, entry, fields, units), options.rowsPerAppend, (row) => digest.add(row)));
+      // A PENDING stream commits all or nothing, so a table whose write failed on a transient error is written again
+      // from the start into a fresh table (the emulator's SQLite also answers concurrent commits "database is locked").
+      await withRetry(
+        async (attempt) => {
+          digest.reset();
+          await createTable(clients, entry, target, plan.action === 'replace' || attempt > 1);
+          await writeRows(clients, path, fields, batched(repositoryRows(ctx.repo.blobs, entry, fields, units), options.rowsPerAppend, (row) => digest.add(row)));
+        },
+        { attempts: 3, baseDelayMs: 1000, retryable: isRetryable, onRetry: (err) => ctx.log.warn(`${plan.target}: ${(err as Error).message}; writing it again`) },
+      );
     } else {
       for await (const row of repositoryRows(ctx.repo.blobs, entry, fields, units)) digest.add(row);
     }

@@ -60,7 +60,12 @@ export async function* tableRows(clients: BigQueryClients, table: TablePath, fie
 /** Row count and order-independent digest of canonical rows. */
 export class RowDigest {
   rows = 0;
-  readonly #sum: RowSum = newRowSum(ROW_DIGEST);
+  #sum: RowSum = newRowSum(ROW_DIGEST);
+
+  reset(): void {
+    this.rows = 0;
+    this.#sum = newRowSum(ROW_DIGEST);
+  }
 
   add(row: Record<string, unknown>): void {
     const bytes = rowBytes(row);

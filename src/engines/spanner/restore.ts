@@ -6,6 +6,7 @@ import type { Repository } from '../../repository/repository.ts';
 import { Limiter } from '../../util/concurrency.ts';
 import { describeZodError } from '../../util/validation.ts';
 import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
+import { tableRestoreFields } from '../restore-options.ts';
 import { newAvroDecoder } from './avro.ts';
 import type { BackedUpTable } from './backup.ts';
 import { cellCodec } from './cells.ts';
@@ -24,15 +25,8 @@ export const spannerRestoreOptionsSchema = z
     ...spannerConnectionFields,
     /** Only these tables of the snapshot (globs); a child needs its parent. */
     tables: z.array(z.string().min(1)).optional(),
-    /** Restore into a database that already has tables. */
-    force: z.boolean().default(false),
-    dryRun: z.boolean().default(false),
-    verify: z.boolean().default(true),
-    checkOnly: z.boolean().default(false),
-    /** `bak verify --level restore`: a throwaway database in the target's instance, checked and dropped. */
-    scratch: z.boolean().default(false),
-    /** Tables loaded at once (`--jobs`). */
-    jobs: z.number().int().positive().max(64).default(4),
+    // force: load into a database that has tables; scratch: a throwaway database in the target's instance.
+    ...tableRestoreFields,
     /**
      * Per commit: Spanner allows 80,000 mutations (cells, with index entries) and 100 MiB; Google's import commits about
      * 1 MiB at a time. 3 MiB also stays under the 4 MiB a gRPC server takes by default (handy-spanner does not raise it).
