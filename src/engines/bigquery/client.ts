@@ -41,7 +41,8 @@ export function openClients(project: string, settings: ConnectionOptions): BigQu
   if (endpoint !== undefined && !/^https?:\/\/[^/]+\/?$/.test(endpoint)) throw new UsageError(`invalid BigQuery endpoint ${JSON.stringify(endpoint)}: use http://host:port (an emulator) or https://host`);
   const emulator = endpoint?.startsWith('http://') ?? false;
   const grpc = grpcOptions(settings.storageEndpoint);
-  const restOptions: ConstructorParameters<typeof BigQuery>[0] = { projectId: project, ...(settings.location ? { location: settings.location } : {}) };
+  // Retries are bak's (rest.ts): the client's own would retry every 500 and, three times over, every refused connection.
+  const restOptions: ConstructorParameters<typeof BigQuery>[0] = { projectId: project, retryOptions: { autoRetry: false }, ...(settings.location ? { location: settings.location } : {}) };
   if (endpoint !== undefined) restOptions.apiEndpoint = endpoint.replace(/\/$/, '');
   // An emulator has no credentials: without this the client looks for default ones, which probes the GCE metadata server.
   if (emulator) restOptions.authClient = new PassThroughClient();

@@ -23,7 +23,7 @@ export async function restCall<T = Record<string, unknown>>(clients: BigQueryCli
     () => {
       clients.count(kind);
       return new Promise<T>((resolve, reject) => {
-        clients.rest.request({ uri: request.uri, projectId: request.project ?? clients.project, maxRetries: 0, method: request.method ?? 'GET', qs, ...(request.json !== undefined ? { json: request.json } : {}) }, (err: Error | null, body: unknown) =>
+        clients.rest.request({ uri: request.uri, projectId: request.project ?? clients.project, method: request.method ?? 'GET', qs, ...(request.json !== undefined ? { json: request.json } : {}) }, (err: Error | null, body: unknown) =>
           err ? reject(err) : resolve((body ?? {}) as T),
         );
       });

@@ -117,12 +117,16 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
     }
     if (options.dryRun) return { items: plans.length, bytes: 0, details: { dryRun: true, plans } };
 
+    // Routines and views come after the tables: a table function or a view may read a restored table.
+    const definitions: Definition[] = [];
     if (!options.checkOnly) {
-      for (const t of targets.values()) await ensureDataset(ctx, clients, t, datasets.get(t.source), options);
+      for (const t of targets.values()) {
+        const entry = datasets.get(t.source);
+        if (await ensureDataset(ctx, clients, t, entry, options)) for (const r of entry?.routines ?? []) definitions.push(routineCreator(clients, t, r, options));
+      }
     }
     const mismatches: Mismatch[] = [];
     const checked = new Map<string, { rows: number }>();
-    const views: TableEntry[] = [];
     const pool = new TaskPool(options.jobs);
     const reader = options.reader ?? (details.reader as 'storage' | 'tabledata' | undefined) ?? 'storage';
     for await (const e of tableEntries(ctx.repo.blobs, manifest)) {
@@ -130,7 +134,7 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
       const t = targets.get(e.dataset)!;
       const plan = plans.find((p) => p.source === e.key)!;
       if (isDefinitionOnly(e.kind)) {
-        if (!options.checkOnly) views.push(e);
+        if (!options.checkOnly) definitions.push(viewCreator(clients, e, t, options));
         continue;
       }
       await pool.submit(async () => {
@@ -144,7 +148,7 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
       });
     }
     await pool.drain();
-    if (views.length > 0) await createDefinitions(ctx, clients, views, targets, options);
+    if (definitions.length > 0) await createDefinitions(ctx, definitions);
 
     const report: RestoreReport = {
       items: plans.length,
@@ -190,10 +194,11 @@ async function existingTables(clients: BigQueryClients, targets: DatasetTarget[]
 /** Dataset settings a new dataset takes from the snapshot. Access entries are left to the target's own defaults. */
 const DATASET_FIELDS = ['description', 'friendlyName', 'labels', 'location', 'defaultTableExpirationMs', 'defaultPartitionExpirationMs', 'defaultCollation', 'isCaseInsensitive', 'maxTimeTravelHours', 'storageBillingModel'];
 
-async function ensureDataset(ctx: EngineContext, clients: BigQueryClients, t: DatasetTarget, entry: DatasetEntry | undefined, options: BigQueryRestoreOptions): Promise<void> {
+/** Creates the target dataset unless it exists; true when it was created (its routines are then restored too). */
+async function ensureDataset(ctx: EngineContext, clients: BigQueryClients, t: DatasetTarget, entry: DatasetEntry | undefined, options: BigQueryRestoreOptions): Promise<boolean> {
   try {
     await restCall(clients, 'datasets.get', { uri: `/datasets/${enc(t.dataset)}`, project: t.project });
-    return;
+    return false;
   } catch (err) {
     if (errorReason(err) !== 'notFound') throw describeBigQueryError(err, `reading dataset ${t.project}.${t.dataset}`, clients.where);
   }
@@ -208,14 +213,21 @@ async function ensureDataset(ctx: EngineContext, clients: BigQueryClients, t: Da
   } catch (err) {
     throw describeBigQueryError(err, `creating dataset ${t.project}.${t.dataset}`, clients.where);
   }
-  for (const routine of entry?.routines ?? []) {
-    const body: Record<string, unknown> = { ...routine, routineReference: { projectId: t.project, datasetId: t.dataset, routineId: routineId(routine) } };
-    if (options.rewriteReferences && typeof body.definitionBody === 'string') body.definitionBody = rewrite(body.definitionBody, t, clients.project);
-    for (const k of ['etag', 'creationTime', 'lastModifiedTime']) delete (body as Record<string, unknown>)[k];
-    await restCall(clients, 'routines.insert', { uri: `/datasets/${enc(t.dataset)}/routines`, method: 'POST', project: t.project, json: body }).catch((err: unknown) => {
-      throw describeBigQueryError(err, `creating routine ${t.dataset}.${routineId(routine)}`, clients.where);
-    });
-  }
+  return true;
+}
+
+function routineCreator(clients: BigQueryClients, t: DatasetTarget, routine: Record<string, unknown>, options: BigQueryRestoreOptions): Definition {
+  const body: Record<string, unknown> = { ...routine, routineReference: { projectId: t.project, datasetId: t.dataset, routineId: routineId(routine) } };
+  if (options.rewriteReferences && typeof body.definitionBody === 'string') body.definitionBody = rewrite(body.definitionBody, t, clients.project);
+  for (const k of ['etag', 'creationTime', 'lastModifiedTime']) delete body[k];
+  return {
+    name: `routine ${t.dataset}.${routineId(routine)}`,
+    create: async () => {
+      await restCall(clients, 'routines.insert', { uri: `/datasets/${enc(t.dataset)}/routines`, method: 'POST', project: t.project, json: body }).catch((err: unknown) => {
+        throw describeBigQueryError(err, `creating routine ${t.dataset}.${routineId(routine)}`, clients.where);
+      });
+    },
+  };
 }
 
 async function dropDataset(clients: BigQueryClients, t: DatasetTarget): Promise<void> {
@@ -317,29 +329,38 @@ async function restoreTable(
   return { table: plan.target, expectedRows: expected, actualRows, digestMatches: true };
 }
 
-/** Views, materialized views and external tables, in passes: a view on another view waits for it. */
-async function createDefinitions(ctx: EngineContext, clients: BigQueryClients, entries: TableEntry[], targets: Map<string, DatasetTarget>, options: BigQueryRestoreOptions): Promise<void> {
-  let pending = entries;
+interface Definition {
+  name: string;
+  create(): Promise<void>;
+}
+
+/** A view, materialized view or external table, created from its recorded definition. */
+function viewCreator(clients: BigQueryClients, entry: TableEntry, t: DatasetTarget, options: BigQueryRestoreOptions): Definition {
+  const target: TableRef = { projectId: t.project, datasetId: t.dataset, tableId: entry.table };
+  const body = tableInsertResource(entry, target);
+  for (const key of ['view', 'materializedView'] as const) {
+    const def = body[key] as { query?: string } | undefined;
+    if (def?.query && options.rewriteReferences) body[key] = { ...def, query: rewrite(def.query, t, clients.project) };
+  }
+  return { name: entry.key, create: () => createTable(clients, entry, target, options.force, body) };
+}
+
+/** Routines, views, materialized views and external tables, in passes: one that reads another waits for it. */
+async function createDefinitions(ctx: EngineContext, definitions: Definition[]): Promise<void> {
+  let pending = definitions;
   for (let pass = 1; pending.length > 0; pass++) {
-    const failed: Array<{ entry: TableEntry; error: unknown }> = [];
-    for (const entry of pending) {
-      const t = targets.get(entry.dataset)!;
-      const target: TableRef = { projectId: t.project, datasetId: t.dataset, tableId: entry.table };
-      const body = tableInsertResource(entry, target);
-      for (const key of ['view', 'materializedView'] as const) {
-        const def = body[key] as { query?: string } | undefined;
-        if (def?.query && options.rewriteReferences) body[key] = { ...def, query: rewrite(def.query, t, clients.project) };
-      }
+    const failed: Array<{ definition: Definition; error: unknown }> = [];
+    for (const definition of pending) {
       try {
-        await createTable(clients, entry, target, options.force, body);
+        await definition.create();
       } catch (error) {
-        failed.push({ entry, error });
+        failed.push({ definition, error });
       }
     }
     if (failed.length === pending.length) {
-      throw new BakError(`could not create ${failed.length} view(s) or definition(s): ${failed.map((f) => `${f.entry.key}: ${(f.error as Error).message}`).join('; ')}`);
+      throw new BakError(`could not create ${failed.length} routine(s), view(s) or definition(s): ${failed.map((f) => `${f.definition.name}: ${(f.error as Error).message}`).join('; ')}`);
     }
     if (failed.length > 0) ctx.log.debug(`pass ${pass}: ${failed.length} definitions wait for others`);
-    pending = failed.map((f) => f.entry);
+    pending = failed.map((f) => f.definition);
   }
 }
