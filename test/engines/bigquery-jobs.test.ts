@@ -211,6 +211,13 @@ describe('bigquery copy and snapshot modes, at the client boundary', () => {
     const created = await rest(env, 'GET', `/datasets/${restored}/tables/events`);
     expect(created).toMatchObject({ timePartitioning: { type: 'DAY', field: 'day' }, description: 'after' });
 
+    // One partition of one table, into a dataset of its own.
+    const one = `${restored}_one`;
+    const part = await bak(['restore', latest, '--to', `bigquery://${env.projectId}/${one}`, '--endpoint', standIn.endpoint, '--table', 'events', '--partition', '20260102', '--no-verify', '--json']);
+    expect(part.code, show(part)).toBe(0);
+    expect(copyRequests().filter((c) => c.destinationTable.datasetId === one).map((c) => c.destinationTable.tableId)).toEqual(['events$20260102']);
+    await dropDataset(env, one);
+
     // Forget every snapshot but the newest: the copies only older snapshots referenced are dropped, the rest stay.
     const before = new Set(copies.keys());
     const gc = await bak(['gc', '--source', `bigquery://${env.projectId}/${src}`, '--keep-last', '1']);

@@ -61,6 +61,10 @@ describe('bigquery engine against bigquery-emulator', () => {
 
     const targetId = `${id}_restored`;
     made.push(targetId);
+    const dry = await bak(['restore', manifest.id, '--to', `bigquery://${env.projectId}/${targetId}`, '--dry-run', '--json']);
+    expect(dry.code, show(dry)).toBe(0);
+    expect(json(dry).details.plans.map((p: { source: string; action: string }) => `${p.source} ${p.action}`).sort()).toEqual([`${id}.empty create`, `${id}.events create`, `${id}.ids create`, `${id}.types create`]);
+    await expect(rest(env, 'GET', `/datasets/${targetId}`)).rejects.toThrow(/404/);
     // One table at a time: the emulator's SQLite answers concurrent writes with "database is locked".
     const restore = await bak(['restore', manifest.id, '--to', `bigquery://${env.projectId}/${targetId}`, '--jobs', '1', '--json']);
     expect(restore.code, show(restore)).toBe(0);

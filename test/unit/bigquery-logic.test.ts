@@ -7,7 +7,8 @@ import { planUnits, wantedUnits } from '../../src/engines/bigquery/backup.ts';
 import type { TableResource } from '../../src/engines/bigquery/catalog.ts';
 import { snapshotExpiration } from '../../src/engines/bigquery/copy.ts';
 import type { TableEntry } from '../../src/engines/bigquery/entries.ts';
-import { partitionBounds, partitionFilter, type PartitionInfo } from '../../src/engines/bigquery/partitions.ts';
+import { partitionBounds, partitionFilter, partitionIdOf, type PartitionInfo } from '../../src/engines/bigquery/partitions.ts';
+import { TableCheck } from '../../src/engines/bigquery/rows.ts';
 import { tableInsertResource } from '../../src/engines/bigquery/restore.ts';
 import { selected } from '../../src/engines/bigquery/source.ts';
 import { avroSchemaOf, bytesToDecimal, canonicalRow, decimalToBytes, formatTime, restRowToAvro, rowBytes, timeMicros, timestampMicros } from '../../src/engines/bigquery/values.ts';
@@ -90,6 +91,41 @@ describe('bigquery partition filters', () => {
     expect(partitionFilter(ranged, '30')).toBe('`k` >= 30 AND `k` < 40');
     expect(partitionFilter(ranged, '__UNPARTITIONED__')).toBe('(`k` < 0 OR `k` >= 100)');
     expect(() => partitionFilter({ schema: { fields: [] } }, '20260101')).toThrow(/no partitioning/);
+  });
+});
+
+describe('bigquery restore check per partition', () => {
+  it('puts a row in its partition by its partitioning column, as INFORMATION_SCHEMA.PARTITIONS names them', () => {
+    expect(partitionIdOf(partitioned, { day: 20455 })).toBe('20260102');
+    expect(partitionIdOf(partitioned, { day: null })).toBe('__NULL__');
+    expect(partitionIdOf(partitioned, { day: -4000 })).toBe('__UNPARTITIONED__');
+    const hourly = { timePartitioning: { type: 'HOUR', field: 'at' } };
+    expect(partitionIdOf(hourly, { at: '1767323045123456' })).toBe('2026010203');
+    expect(partitionIdOf(hourly, { at: '-1' })).toBe('1969123123');
+    expect(partitionIdOf(hourly, { at: '-631152000000000' })).toBe('__UNPARTITIONED__'); // 1950: before the partitionable 1960-2159
+    expect(partitionIdOf({ timePartitioning: { type: 'MONTH', field: 'dt' } }, { dt: '2026-11-30T23:59:59.5' })).toBe('202611');
+    expect(partitionIdOf({ timePartitioning: { type: 'YEAR', field: 'dt' } }, { dt: '2026-11-30T23:59:59' })).toBe('2026');
+    const ranged = { rangePartitioning: { field: 'k', range: { start: '0', end: '100', interval: '10' } } };
+    expect(partitionIdOf(ranged, { k: '37' })).toBe('30');
+    expect(partitionIdOf(ranged, { k: '100' })).toBe('__UNPARTITIONED__');
+    expect(partitionIdOf(ranged, { k: null })).toBe('__NULL__');
+    // Ingestion time: _PARTITIONTIME is no column, so the table is checked whole.
+    expect(partitionIdOf({ timePartitioning: { type: 'DAY' } }, { x: 1 })).toBe('');
+  });
+
+  it('names the partition whose rows differ', () => {
+    const of = (row: Record<string, unknown>) => partitionIdOf(partitioned, row);
+    const expected = new TableCheck(of);
+    const actual = new TableCheck(of);
+    for (const row of [{ day: 20455, n: '1' }, { day: 20455, n: '2' }, { day: 20456, n: '3' }]) expected.add(row);
+    for (const row of [{ day: 20455, n: '2' }, { day: 20455, n: '1' }, { day: 20456, n: '3' }]) actual.add(row);
+    expect(actual.differences(expected)).toEqual([]);
+    const changed = new TableCheck(of);
+    for (const row of [{ day: 20455, n: '1' }, { day: 20455, n: '2' }, { day: 20456, n: '4' }]) changed.add(row);
+    expect(changed.differences(expected)).toEqual([{ partition: '20260103', expectedRows: 1, actualRows: 1, digestMatches: false }]);
+    const short = new TableCheck(of);
+    short.add({ day: 20455, n: '1' });
+    expect(short.differences(expected).map((d) => [d.partition, d.expectedRows, d.actualRows])).toEqual([['20260102', 2, 1], ['20260103', 1, 0]]);
   });
 });
 

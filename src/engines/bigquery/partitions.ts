@@ -108,3 +108,38 @@ function fieldTypeOf(resource: TableResource, name: string): string {
   const field = (resource.schema?.fields as Array<{ name: string; type: string }> | undefined)?.find((f) => f.name === name);
   return field?.type === 'DATE' ? 'DATE' : field?.type === 'DATETIME' ? 'DATETIME' : 'TIMESTAMP';
 }
+
+
+/**
+ * The partition a (canonical) row falls in, by its partitioning column, as INFORMATION_SCHEMA.PARTITIONS names it:
+ * so a restore check sums rows per partition and a mismatch names the partition. '' when rows cannot be told apart
+ * by their values (no partitioning, or ingestion time: _PARTITIONTIME is not a column).
+ */
+export function partitionIdOf(resource: TableResource, row: Record<string, unknown>): string {
+  const range = resource.rangePartitioning;
+  if (range) {
+    const v = row[range.field];
+    if (v === null || v === undefined) return '__NULL__';
+    const n = BigInt(v as string);
+    const start = BigInt(range.range.start);
+    const end = BigInt(range.range.end);
+    const interval = BigInt(range.range.interval);
+    if (n < start || n >= end) return '__UNPARTITIONED__';
+    return String(start + ((n - start) / interval) * interval);
+  }
+  const time = resource.timePartitioning;
+  if (!time?.field) return '';
+  const v = row[time.field];
+  if (v === null || v === undefined) return '__NULL__';
+  let iso: string;
+  if (typeof v === 'number') iso = new Date(v * 86_400_000).toISOString(); // DATE: days since the epoch
+  else if (/^-?\d+$/.test(String(v))) {
+    // TIMESTAMP: microseconds, floored to milliseconds (BigInt division truncates toward zero).
+    const micros = BigInt(v as string);
+    iso = new Date(Number((micros - (((micros % 1000n) + 1000n) % 1000n)) / 1000n)).toISOString();
+  } else iso = String(v); // DATETIME: YYYY-MM-DDTHH:MM:SS[.ffffff]
+  const year = Number(iso.slice(0, 4));
+  if (year < 1960 || year > 2159) return '__UNPARTITIONED__';
+  const digits = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}`;
+  return { HOUR: digits, DAY: digits.slice(0, 8), MONTH: digits.slice(0, 6), YEAR: digits.slice(0, 4) }[time.type ?? 'DAY'] ?? digits.slice(0, 8);
+}

@@ -14,7 +14,9 @@ import { describeBigQueryError, errorReason, isRetryable, openClients, type BigQ
 import { bigqueryDetails, datasetEntries, tableEntries, type DatasetEntry, type TableEntry, type Unit } from './entries.ts';
 import { jobId, parseTableName, runJob, type TableRef } from './jobs.ts';
 import { restCall, restPages } from './rest.ts';
-import { batched, repositoryRows, RowDigest, tableRows } from './rows.ts';
+import { batched, repositoryRows, TableCheck, tableRows } from './rows.ts';
+import { partitionIdOf } from './partitions.ts';
+import type { TableResource } from './catalog.ts';
 import { bigqueryConnectionFields, parseBigQueryUri } from './source.ts';
 import type { Field } from './values.ts';
 import { writeRows } from './write.ts';
@@ -56,10 +58,13 @@ export interface TablePlan {
 }
 
 interface Mismatch {
+  /** The table, or TABLE$PARTITION for the first partition of a partitioned table that differs. */
   table: string;
   expectedRows: number;
   actualRows: number;
   digestMatches: boolean;
+  /** Rows read back in all, when `table` names one partition. */
+  checkedRows?: number;
 }
 
 const enc = encodeURIComponent;
@@ -140,9 +145,10 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
       await pool.submit(async () => {
         const result = await restoreTable(ctx, clients, manifest, e, t, plan, options, details.mode, reader);
         if (result) {
-          checked.set(e.key, { rows: result.actualRows });
+          const rows = result.checkedRows ?? result.actualRows;
+          checked.set(e.key, { rows });
           plan.tablesChecked = 1;
-          plan.rowsChecked = result.actualRows;
+          plan.rowsChecked = rows;
           if (result.actualRows !== result.expectedRows || !result.digestMatches) mismatches.push(result);
         }
       });
@@ -286,7 +292,8 @@ async function restoreTable(
   const expected = units.reduce((s, u) => s + u.rows, 0);
   const path = { project: t.project, dataset: t.dataset, table: entry.table };
   if (mode === 'extract') {
-    const digest = new RowDigest();
+    const partitionOf = (row: Record<string, unknown>) => partitionIdOf(entry.resource as TableResource, row);
+    const digest = new TableCheck(partitionOf);
     if (plan.action !== 'check-only') {
       // A PENDING stream commits all or nothing, so a table whose write failed on a transient error is written again
       // from the start into a fresh table (the emulator's SQLite also answers concurrent commits "database is locked").
@@ -302,10 +309,14 @@ async function restoreTable(
       for await (const row of repositoryRows(ctx.repo.blobs, entry, fields, units)) digest.add(row);
     }
     if (!options.verify) return null;
-    const actual = new RowDigest();
+    const actual = new TableCheck(partitionOf);
     for await (const row of tableRows(clients, path, fields, reader)) actual.add(row);
     ctx.log.debug({ table: plan.target, rows: actual.rows }, 'checked');
-    return { table: plan.target, expectedRows: digest.rows, actualRows: actual.rows, digestMatches: actual.hex() === digest.hex() };
+    const differences = actual.differences(digest);
+    if (differences.length === 0) return { table: plan.target, expectedRows: digest.rows, actualRows: actual.rows, digestMatches: true };
+    // The first partition that differs names the mismatch (a partitioned table is checked partition by partition).
+    const first = differences[0]!;
+    return { table: first.partition ? `${plan.target}$${first.partition}` : plan.target, expectedRows: first.expectedRows, actualRows: first.actualRows, digestMatches: first.digestMatches, checkedRows: actual.rows };
   }
   // copy and snapshot modes: BigQuery does the copying (not verified against a server: the emulator has no copy jobs).
   if (plan.action !== 'check-only') {

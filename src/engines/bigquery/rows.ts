@@ -91,3 +91,45 @@ export async function* batched<T>(rows: AsyncIterable<T>, maxRows: number, onRow
   }
   if (batch.length > 0) yield batch;
 }
+
+/** Row counts and digests of a table per partition (partitions.ts partitionIdOf; '' for the whole table). */
+export class TableCheck {
+  readonly #byPartition = new Map<string, RowDigest>();
+  readonly #partitionOf: (row: Record<string, unknown>) => string;
+
+  constructor(partitionOf: (row: Record<string, unknown>) => string) {
+    this.#partitionOf = partitionOf;
+  }
+
+  add(row: Record<string, unknown>): void {
+    const key = this.#partitionOf(row);
+    let digest = this.#byPartition.get(key);
+    if (!digest) this.#byPartition.set(key, (digest = new RowDigest()));
+    digest.add(row);
+  }
+
+  reset(): void {
+    this.#byPartition.clear();
+  }
+
+  get rows(): number {
+    let n = 0;
+    for (const d of this.#byPartition.values()) n += d.rows;
+    return n;
+  }
+
+  /** The partitions whose rows differ from `expected`'s: counts, and digests where the counts agree. */
+  differences(expected: TableCheck): Array<{ partition: string; expectedRows: number; actualRows: number; digestMatches: boolean }> {
+    const keys = new Set([...this.#byPartition.keys(), ...expected.#byPartition.keys()]);
+    const out = [];
+    for (const partition of [...keys].sort()) {
+      const want = expected.#byPartition.get(partition);
+      const got = this.#byPartition.get(partition);
+      const expectedRows = want?.rows ?? 0;
+      const actualRows = got?.rows ?? 0;
+      const digestMatches = (want?.hex() ?? '') === (got?.hex() ?? '');
+      if (expectedRows !== actualRows || !digestMatches) out.push({ partition, expectedRows, actualRows, digestMatches });
+    }
+    return out;
+  }
+}
