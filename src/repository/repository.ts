@@ -165,21 +165,23 @@ export class Repository {
   /** The newest readable snapshot of one source with the given status, if any. */
   async latestSnapshot(sourceKey: string, status: Manifest['status'] | ReadonlyArray<Manifest['status']>): Promise<Manifest | undefined> {
     const statuses: ReadonlyArray<Manifest['status']> = typeof status === 'string' ? [status] : status;
-    // Keys of one source are few and sort by time; read manifests newest first until one fits.
+    // Keys of one source are few and sort by time to the second; read manifests newest first until one fits, and the
+    // rest of its second (ids of one second sort by their random part): the latest start wins.
     const keys: string[] = [];
     for await (const obj of this.store.list(`${SNAPSHOTS_PREFIX}${sourceKey}/`)) if (parseManifestKey(obj.key)) keys.push(obj.key);
+    let best: Manifest | undefined;
     for (const key of keys.reverse()) {
+      if (best && parseManifestKey(key)!.id.slice(0, SECOND_PREFIX) !== best.id.slice(0, SECOND_PREFIX)) break;
       try {
         const manifest = await this.readManifest(key);
-        if (statuses.includes(manifest.status)) return manifest;
+        if (statuses.includes(manifest.status) && (!best || manifest.startedAt > best.startedAt)) best = manifest;
       } catch (err) {
         if (!(err instanceof ManifestUnreadableError)) throw err;
       }
     }
-    return undefined;
+    return best;
   }
 
-  /** Finds a snapshot by full id or unique prefix. */
   /**
    * The snapshot a restore "as of" a time wants: the newest complete or partial snapshot of one source (named as
    * `sourceMatches` takes it) that started at or before `at`. Two sources matching the name is ambiguous.
@@ -200,6 +202,7 @@ export class Repository {
     return best;
   }
 
+  /** Finds a snapshot by full id or unique prefix. */
   async resolveSnapshot(idOrPrefix: string): Promise<{ key: string; manifest: Manifest }> {
     if (idOrPrefix.trim() === '') throw new UsageError('empty snapshot id');
     const matches: ManifestKey[] = [];
@@ -216,6 +219,9 @@ export class Repository {
     return { key: match.key, manifest: await this.readManifest(match.key) };
   }
 }
+
+/** A snapshot id's time part, `YYYY-MM-DDTHH-MM-SSZ`: ids of one second share it. */
+const SECOND_PREFIX = 20;
 
 export function manifestKey(sourceKey: string, id: string): string {
   return `${SNAPSHOTS_PREFIX}${sourceKey}/${id}.json`;

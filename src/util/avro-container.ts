@@ -1,9 +1,9 @@
 /**
  * Avro object container files for rows that are already Avro-encoded (BigQuery's Storage Read API sends blocks of
  * serialized rows). avsc's BlockEncoder encodes values and its BlockDecoder yields values, so framing raw blocks
- * through them would decode and re-encode every row: on a 1,000,000-row table that cost bak 2.4× the read itself
- * (bench/bigquery.ts), while framing a block is two varints and a sync marker. The header is still written by avsc,
- * and the files are read back by avsc's BlockDecoder.
+ * through them would decode and re-encode every row: measured here on the benchmark's rows (1,000,000 rows of six
+ * columns, 44 MB), 2.2 s (2.2 µs a row) against 0.1 s to frame the same rows as one block, which is two varints and
+ * a sync marker. The header is still written by avsc, and the files are read back by avsc's BlockDecoder.
  */
 import avro from 'avsc';
 

@@ -146,7 +146,7 @@ describe('config check', () => {
     for (const secret of Object.values(exampleEnv)) expect(result.stdout + result.stderr).not.toContain(secret);
     const json = JSON.parse((await runBak(['--config', example, 'config', 'check', '--json'], { env: exampleEnv })).stdout);
     expect(json.ok).toBe(true);
-    expect(json.jobs).toHaveLength(7);
+    expect(json.jobs).toHaveLength(9);
   });
 
   it('reports secret references whose environment variables are not set (exit 2)', async () => {

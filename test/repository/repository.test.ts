@@ -172,6 +172,20 @@ describe('manifests and snapshot ids', () => {
     expect((await repo.latestSnapshot(newest.sourceKey, 'complete'))!.id).toBe(newest.id);
     expect(await repo.latestSnapshot(newest.sourceKey, 'partial')).toBeUndefined();
   });
+
+  it('tells apart snapshots started in one second by their start, not by the random part of their ids', async () => {
+    // Ids sort to the second; within it the random suffix decides. Ten pairs make a wrong order near certain to show.
+    for (let i = 0; i < 10; i++) {
+      const second = `2026-11-04T10:00:${String(i).padStart(2, '0')}`;
+      await commitAt(`${second}.100Z`);
+      const later = await commitAt(`${second}.900Z`);
+      expect((await repo.latestSnapshot(later.sourceKey, 'complete'))!.id).toBe(later.id);
+    }
+    const partialLast = await repo.beginSnapshot({ engine: 'fixture-dir', source: 'dir:///x', now: new Date('2026-11-04T10:00:09.950Z') });
+    partialLast.recordFailure('f', 'boom');
+    const partial = await partialLast.commit();
+    expect((await repo.latestSnapshot(partial.sourceKey, ['complete', 'partial']))!.id).toBe(partial.id);
+  });
 });
 
 describe('locks', () => {
