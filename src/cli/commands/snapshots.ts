@@ -53,7 +53,10 @@ export function registerSnapshots(program: Command): void {
             tags: m.tags,
           });
         }
-        rows.sort((a, b) => String(a.id).localeCompare(String(b.id)));
+        // Oldest first: ids sort to the second, so within one second the start time orders them (an unreadable
+        // manifest has none and sorts by its id).
+        const when = (r: Record<string, unknown>) => (typeof r.startedAt === 'string' ? r.startedAt : `${String(r.id).slice(0, 19).replace(/T(\d\d)-(\d\d)-(\d\d)/, 'T$1:$2:$3')}.000Z`);
+        rows.sort((a, b) => when(a).localeCompare(when(b)) || String(a.id).localeCompare(String(b.id)));
         if (ctx.out.json) {
           printJson(ctx.out, { repository: repo.description, snapshots: rows, unreadable });
           return;
