@@ -37,7 +37,6 @@ export const unitSchema = z
   .strict();
 export type Unit = z.infer<typeof unitSchema>;
 
-export const TABLE_KINDS = ['TABLE', 'VIEW', 'MATERIALIZED_VIEW', 'EXTERNAL', 'SNAPSHOT', 'CLONE'] as const;
 
 export const tableEntrySchema = z
   .object({

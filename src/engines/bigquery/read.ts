@@ -58,15 +58,11 @@ export function syncMarkerOf(key: string): Buffer {
   return createHash('sha256').update(`bak-bigquery-avro:${key}`).digest().subarray(0, 16);
 }
 
-export interface StreamCount {
-  rows: number;
-}
-
 /**
  * One read stream as an Avro container file: the session's schema in the header, then each response's rows as one
  * block, copied as they come (no row is decoded). A broken stream is resumed at the row it stopped at.
  */
-export async function* streamAsAvroFile(clients: BigQueryClients, plan: ReadPlan, stream: string | null, syncMarker: Buffer, counted: StreamCount, signal?: AbortSignal): AsyncGenerator<Buffer> {
+export async function* streamAsAvroFile(clients: BigQueryClients, plan: ReadPlan, stream: string | null, syncMarker: Buffer, counted: { rows: number }, signal?: AbortSignal): AsyncGenerator<Buffer> {
   yield await avroHeader(plan.schema, syncMarker);
   if (stream === null) return;
   let offset = 0;
