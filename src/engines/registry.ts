@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.ts';
 import { bigqueryEngine } from './bigquery/index.ts';
+import { datomicEngine } from './datomic/index.ts';
 import type { Engine } from './engine.ts';
 import { ENGINE_NAMES } from './names.ts';
 import { postgresEngine } from './postgres/index.ts';
@@ -13,7 +14,7 @@ import { spannerEngine } from './spanner/index.ts';
 const engines = new Map<string, Engine>();
 
 // One line per engine folder.
-const builtInEngines: Engine[] = [postgresEngine, s3Engine, spannerEngine, bigqueryEngine];
+const builtInEngines: Engine[] = [postgresEngine, s3Engine, spannerEngine, bigqueryEngine, datomicEngine];
 for (const engine of builtInEngines) engines.set(engine.name, engine);
 
 export function registerEngine(engine: Engine): void {

@@ -11,6 +11,8 @@ import { postgresEngine } from '../../src/engines/postgres/index.ts';
 import { s3Engine } from '../../src/engines/s3/index.ts';
 import { spannerEngine } from '../../src/engines/spanner/index.ts';
 import { bigqueryEngine } from '../../src/engines/bigquery/index.ts';
+import { datomicEngine } from '../../src/engines/datomic/index.ts';
+import { DATOMIC_STANDIN, dump, standin, uniqueDbUri } from '../helpers/datomic.ts';
 import { allRows, dropDataset, requireBigQuery, testClient, uniqueDatasetId } from '../helpers/bigquery.ts';
 import { requireSpanner, TestDatabase, uniqueDatabaseId } from '../helpers/spanner.ts';
 import { minioClient, uniqueName } from '../helpers/backends.ts';
@@ -179,6 +181,28 @@ fixtures.bigquery = async () => {
     cleanup: async () => {
       for (const d of made) await dropDataset(env, d);
     },
+  };
+};
+
+// bin/datomic is the STAND-IN (test/fixtures/datomic/bin/datomic-standin.mjs): Datomic Pro cannot be installed here.
+fixtures.datomic = async () => {
+  const work = await mkdtemp(path.join(tmpdir(), 'bakc-datomic-'));
+  process.env.DATOMIC_STANDIN_HOME = path.join(work, 'databases');
+  const home = process.env.DATOMIC_STANDIN_HOME;
+  return {
+    engine: datomicEngine,
+    makeSource: async () => {
+      const uri = uniqueDbUri('bakc-src');
+      await standin(home, ['standin-create', uri, '25']);
+      await standin(home, ['standin-transact', uri, '4']);
+      return datomicEngine.parseSource(uri, { datomicBin: DATOMIC_STANDIN, staging: path.join(work, 'staging') });
+    },
+    makeTarget: async () => ({ uri: uniqueDbUri('bakc-dst'), options: { datomicBin: DATOMIC_STANDIN } }),
+    // The stand-in's own reading of both databases: t, segment count and a digest of every segment's bytes.
+    assertSameData: async (source, target) => {
+      expect(await dump(home, target.uri)).toEqual(await dump(home, (source.options as { databaseUri: string }).databaseUri));
+    },
+    cleanup: async () => rm(work, { recursive: true, force: true }),
   };
 };
 

@@ -35,6 +35,10 @@ interface BackupFlags {
   reader?: string;
   backupDataset?: string;
   location?: string;
+  staging?: string;
+  fresh?: boolean;
+  datomicBin?: string;
+  pace?: number;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -48,7 +52,7 @@ export function registerBackup(program: Command): void {
     .option('--engine <name>', 'the engine, when the URI scheme does not say')
     .option('--database <glob>', 'postgres: only databases matching (repeatable)', collect)
     .option('--exclude-database <glob>', 'postgres: skip databases matching (repeatable)', collect)
-    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_dump workers per database (default 2); spanner, bigquery: tables read at once (default 4)').argParser(parsePositiveInt))
+    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_dump workers per database (default 2); spanner, bigquery: tables read at once (default 4); datomic: segments stored at once (default 16)').argParser(parsePositiveInt))
     .addOption(
       new Option(
         '--mode <mode>',
@@ -63,6 +67,10 @@ export function registerBackup(program: Command): void {
     .addOption(new Option('--reader <api>', 'bigquery extract mode: storage (Storage Read API, default) or tabledata (tabledata.list: no read charges, slower)').choices(['storage', 'tabledata']))
     .option('--backup-dataset <name>', 'bigquery copy and snapshot modes: DATASET or PROJECT.DATASET the copies or snapshots go into')
     .option('--location <location>', 'bigquery: where jobs run (US, EU, a region)')
+    .option('--staging <dir>', 'datomic: the local folder backup-db writes into, kept between runs (default ~/.cache/bak/datomic/<source key>)')
+    .option('--fresh', 'datomic: start a new staging folder, so segments no newer snapshot lists become collectable')
+    .option('--datomic-bin <path>', 'datomic: the path of bin/datomic (default $DATOMIC_HOME/bin/datomic)')
+    .addOption(new Option('--pace <ms>', 'datomic: -Ddatomic.backupPaceMsec, a pause between segment writes that spares the storage').argParser(parsePositiveInt))
     .option('--read-timestamp <rfc3339>', 'spanner: read the database as of this time (within its version retention)')
     .addOption(new Option('--staleness <seconds>', 'spanner: read the database as it was this many seconds ago').argParser(parsePositiveInt))
     .option('--key-file <path>', 'spanner, bigquery: a service-account key file (default: Application Default Credentials)')
@@ -115,6 +123,10 @@ export function registerBackup(program: Command): void {
           reader: flags.reader,
           backupDataset: flags.backupDataset,
           location: flags.location,
+          staging: flags.staging,
+          fresh: flags.fresh,
+          datomicBin: flags.datomicBin,
+          paceMsec: flags.pace,
         };
         // Each engine validates the options it takes and names any it does not.
         for (const [key, value] of Object.entries(engineFlags)) if (value !== undefined) options[key] = value;

@@ -29,6 +29,8 @@ interface RestoreFlags {
   location?: string;
   source?: string;
   asOf?: string;
+  cache?: string;
+  datomicBin?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -45,12 +47,14 @@ export function registerRestore(program: Command): void {
     .option('--as <name>', 'postgres: restore the (single) database under this name')
     .option('--clean', 'postgres: the target database exists and is not empty: drop it and restore it anew')
     .option('--force', 'postgres, spanner: restore into a non-empty target as it is; bigquery: replace tables that exist in the target')
-    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_restore workers (default 2); spanner, bigquery: tables loaded at once (default 4)').argParser(parsePositiveInt))
+    .addOption(new Option('--jobs <n>', 'postgres: parallel pg_restore workers (default 2); spanner, bigquery: tables loaded at once (default 4); datomic: segments downloaded at once (default 16)').argParser(parsePositiveInt))
     .option('--table <glob>', 'spanner: only tables matching (repeatable); an interleaved child needs its parent; bigquery: over the table id, or DATASET.TABLE when the glob has a dot', collect)
     .option('--partition <id>', 'bigquery: only this partition (20260101, __NULL__ …) of the chosen partitioned tables (repeatable)', collect)
     .option('--key-file <path>', 'spanner, bigquery: a service-account key file (default: Application Default Credentials)')
     .option('--storage-endpoint <host:port>', 'bigquery: the Storage API (gRPC); http://host:port is plain gRPC (an emulator)')
     .option('--location <location>', 'bigquery: where jobs run (US, EU, a region)')
+    .option('--cache <dir>', 'datomic: materialise the backup folder here and keep it (a later restore downloads only what it lacks)')
+    .option('--datomic-bin <path>', 'datomic: the path of bin/datomic (default $DATOMIC_HOME/bin/datomic)')
     .option('--dry-run', 'print what would be restored where; change nothing')
     .option('--globals', 'postgres: also restore roles and tablespaces (errors for existing roles are reported, not fatal)')
     .option('--no-verify', 'skip the integrity check after the restore')
@@ -96,6 +100,8 @@ export function registerRestore(program: Command): void {
           partitions: flags.partition,
           storageEndpoint: flags.storageEndpoint,
           location: flags.location,
+          cache: flags.cache,
+          datomicBin: flags.datomicBin,
         };
         for (const [key, value] of Object.entries(given)) if (value !== undefined) options[key] = value;
         // A shared lock: gc cannot prune the blobs being read.
