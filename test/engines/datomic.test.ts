@@ -12,7 +12,7 @@ import { readIndex } from '../../src/repository/index-blobs.ts';
 import type { Manifest } from '../../src/repository/manifest.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStore } from '../../src/storage/open.ts';
-import { json, runBak, show } from '../helpers/cli.ts';
+import { json, runBak, show, writeConfig } from '../helpers/cli.ts';
 import { DATOMIC_STANDIN, dump, standin, uniqueDbUri, type StandinDump } from '../helpers/datomic.ts';
 
 describe('datomic engine against a stand-in of bin/datomic', () => {
@@ -69,6 +69,25 @@ describe('datomic engine against a stand-in of bin/datomic', () => {
     expect(m3.engineDetails.tool).toBe('Copied 45 segments, skipped 0 segments.');
     expect(m3.totals.newBytes).toBeLessThan(m2.totals.newBytes * 2 + 2000);
     snapshots.push(m3);
+  });
+
+  it('re-bases on a cadence: a staging folder older than freshEveryDays is started anew', async () => {
+    const config = await writeConfig({
+      repositories: { main: { url: repo } },
+      jobs: { ledger: { engine: 'datomic', source, repository: 'main', options: { datomicBin: DATOMIC_STANDIN, staging: path.join(work, 'staging-cadence'), freshEveryDays: 1 / 86_400 } } },
+    });
+    const run = () => runBak(['--config', config, 'backup', '--job', 'ledger', '--json'], { env: env() });
+    const first = await run();
+    expect(first.code, show(first)).toBe(0);
+    const since = json<Manifest>(first).engineDetails.stagingSince as string;
+    await new Promise((r) => setTimeout(r, 1200));
+    const second = await run();
+    expect(second.code, show(second)).toBe(0);
+    const m = json<Manifest>(second);
+    expect(second.stderr).toMatch(/the staging folder is older than .* days: starting a new staging folder/);
+    expect(m.engineDetails.tool).toBe('Copied 45 segments, skipped 0 segments.');
+    expect(m.engineDetails.newSegments).toBe(0);
+    expect(Date.parse(m.engineDetails.stagingSince as string)).toBeGreaterThan(Date.parse(since));
   });
 
   it('restores an older t and the newest, equal to the source as it was', async () => {

@@ -23,6 +23,8 @@ export const datomicDetailsSchema = z
     segments: z.number().int().nonnegative(),
     newSegments: z.number().int().nonnegative(),
     staging: z.string(),
+    /** When the staging folder was started (a re-base starts it anew), for `freshEveryDays`. */
+    stagingSince: z.string().optional(),
     /** The bin/datomic that took it: restores and verify fall back to it. */
     bin: z.string().optional(),
     /** What backup-db said it did: "Copied N segments, skipped M segments". */
@@ -66,9 +68,15 @@ async function* segmentFiles(staging: string): AsyncGenerator<{ key: string; fil
 export async function backupDatomic(ctx: BackupContext & { source: DatomicSource }): Promise<BackupResult> {
   const o = ctx.source.options;
   const staging = path.resolve(o.staging ?? defaultStaging(ctx.writer.sourceKey));
-  if (o.fresh) {
-    ctx.log.info(`--fresh: starting a new staging folder ${staging}`);
+  const parentDetails = ctx.parent ? datomicDetails(ctx.parent) : undefined;
+  const sameStaging = parentDetails?.staging === staging;
+  const since = sameStaging ? parentDetails?.stagingSince : undefined;
+  const due = o.freshEveryDays !== undefined && since !== undefined && Date.now() - Date.parse(since) > o.freshEveryDays * 86_400_000;
+  let stagingSince = since ?? new Date().toISOString();
+  if (o.fresh || due) {
+    ctx.log.info(`${o.fresh ? '--fresh' : `the staging folder is older than ${o.freshEveryDays} days`}: starting a new staging folder ${staging}`);
     await rm(staging, { recursive: true, force: true });
+    stagingSince = new Date().toISOString();
   }
   await mkdir(staging, { recursive: true });
   const bin = datomicBinOf(o);
@@ -116,6 +124,6 @@ export async function backupDatomic(ctx: BackupContext & { source: DatomicSource
   await ctx.writer.addItem({ name: 'owner', kind: 'owner' }, [Buffer.from(owner)]);
   await ctx.writer.addItem({ name: `roots/${t}`, kind: 'root' }, [await readFile(path.join(staging, 'roots', String(t)))]);
   ctx.log.info(`${segments} segments, ${newSegments} new (the rest carried from the parent)`);
-  const details: DatomicDetails = { t, owner, segments, newSegments, staging, bin, tool };
+  const details: DatomicDetails = { t, owner, segments, newSegments, staging, stagingSince, bin, tool };
   return { engineDetails: details, totals: { items: segments, bytes } };
 }

@@ -23,6 +23,8 @@ export const datomicOptionsSchema = z
     staging: z.string().min(1).optional(),
     /** Start a new staging folder: segments no later snapshot lists become collectable once older snapshots go. */
     fresh: z.boolean().default(false),
+    /** Re-base on a cadence: start a new staging folder when the current one is older than this many days. */
+    freshEveryDays: z.number().positive().optional(),
     /** Segments stored at once. */
     jobs: z.number().int().positive().max(256).default(16),
   })
