@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BakError } from '../errors.ts';
 import { TaskPool } from '../util/concurrency.ts';
+import { describeZodError } from '../util/validation.ts';
 import { blobRefSchema, type BlobRef, type BlobStore } from './blobs.ts';
 
 /**
@@ -94,5 +95,16 @@ export async function* readIndex(blobStore: BlobStore, ref: IndexRef): AsyncGene
         throw new BakError(`index ${ref.name}: unparseable entry in blob ${ref.blobs[i]!.id}`);
       }
     }
+  }
+}
+
+/** The entries of a snapshot's index `name`, streamed, each checked against `schema`; `what` names the engine in errors. */
+export async function* readCheckedIndex<T>(blobStore: BlobStore, manifest: { id: string; indexes: readonly IndexRef[] }, name: string, schema: z.ZodType<T>, what: string): AsyncGenerator<T> {
+  const ref = manifest.indexes.find((i) => i.name === name);
+  if (!ref) throw new BakError(`snapshot ${manifest.id} has no ${name} index: not a ${what} snapshot bak can read`);
+  for await (const raw of readIndex(blobStore, ref)) {
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) throw new BakError(`snapshot ${manifest.id}: a malformed ${name} entry (${describeZodError(parsed.error, raw).replace(/\n/g, '; ')})`);
+    yield parsed.data;
   }
 }

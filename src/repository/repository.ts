@@ -123,9 +123,9 @@ export class Repository {
     return key;
   }
 
-  /** Manifest keys, streamed in key order (per source, then by time). */
-  async *listManifestKeys(): AsyncGenerator<ManifestKey> {
-    for await (const obj of this.store.list(SNAPSHOTS_PREFIX)) {
+  /** Manifest keys, streamed in key order (per source, then by time); of one source only, given its key. */
+  async *listManifestKeys(sourceKey?: string): AsyncGenerator<ManifestKey> {
+    for await (const obj of this.store.list(sourceKey === undefined ? SNAPSHOTS_PREFIX : `${SNAPSHOTS_PREFIX}${sourceKey}/`)) {
       const parsed = parseManifestKey(obj.key);
       if (parsed) yield parsed;
     }
@@ -150,9 +150,9 @@ export class Repository {
     return parsed.data;
   }
 
-  /** Every snapshot with its manifest, or the reason its manifest cannot be read; one bad manifest hides no other. */
-  async *listSnapshots(): AsyncGenerator<ListedSnapshot> {
-    for await (const entry of this.listManifestKeys()) {
+  /** Every snapshot (of one source, given its key) with its manifest, or the reason its manifest cannot be read; one bad manifest hides no other. */
+  async *listSnapshots(sourceKey?: string): AsyncGenerator<ListedSnapshot> {
+    for await (const entry of this.listManifestKeys(sourceKey)) {
       try {
         yield { ...entry, manifest: await this.readManifest(entry.key) };
       } catch (err) {
@@ -167,11 +167,11 @@ export class Repository {
     const statuses: ReadonlyArray<Manifest['status']> = typeof status === 'string' ? [status] : status;
     // Keys of one source are few and sort by time to the second; read manifests newest first until one fits, and the
     // rest of its second (ids of one second sort by their random part): the latest start wins.
-    const keys: string[] = [];
-    for await (const obj of this.store.list(`${SNAPSHOTS_PREFIX}${sourceKey}/`)) if (parseManifestKey(obj.key)) keys.push(obj.key);
+    const keys: ManifestKey[] = [];
+    for await (const entry of this.listManifestKeys(sourceKey)) keys.push(entry);
     let best: Manifest | undefined;
-    for (const key of keys.reverse()) {
-      if (best && parseManifestKey(key)!.id.slice(0, SECOND_PREFIX) !== best.id.slice(0, SECOND_PREFIX)) break;
+    for (const { key, id } of keys.reverse()) {
+      if (best && id.slice(0, SECOND_PREFIX) !== best.id.slice(0, SECOND_PREFIX)) break;
       try {
         const manifest = await this.readManifest(key);
         if (statuses.includes(manifest.status) && (!best || manifest.startedAt > best.startedAt)) best = manifest;

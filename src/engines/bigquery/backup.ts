@@ -1,20 +1,16 @@
-import { BakError } from '../../errors.ts';
 import type { BlobRef } from '../../repository/blobs.ts';
 import { contentChecksum } from '../../repository/blobs.ts';
 import { Limiter, mapOrdered } from '../../util/concurrency.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
-import { getDataset, listDatasets, listRoutines, listTables, type ListedTable, type TableResource } from './catalog.ts';
+import { getDataset, getTable, listDatasets, listRoutines, listTables, type ListedTable, type TableResource } from './catalog.ts';
 import { describeBigQueryError, errorReason, isQuotaError, openClients, type BigQueryClients } from './client.ts';
 import { bigqueryDetails, parentEntries, tableEntries, type BigQueryDetails, type TableEntry, type Unit, type UnitFile } from './entries.ts';
 import { copyUnit, snapshotUnit } from './copy.ts';
 import { datasetPartitions, partitionCursor, partitionFilter, type PartitionInfo } from './partitions.ts';
 import { openReadSession, streamAsAvroFile, syncMarkerOf } from './read.ts';
-import { restCall } from './rest.ts';
 import { tabledataAsAvroFile } from './tabledata.ts';
 import type { Field } from './values.ts';
 import { datasetRef, type BigQuerySource } from './source.ts';
-
-const enc = encodeURIComponent;
 
 /** Fields of tables.get and datasets.get that say nothing about the table itself and change on every read. */
 const VOLATILE = ['etag', 'selfLink'];
@@ -172,16 +168,10 @@ async function backupTable(
   const { clients, source } = state;
   const o = source.options;
   const key = `${listed.dataset}.${listed.table}`;
-  let resource: TableResource;
-  try {
-    resource = await metadata.run(() => restCall<TableResource>(clients, 'tables.get', { uri: `/datasets/${enc(listed.dataset)}/tables/${enc(listed.table)}` }));
-  } catch (err) {
-    if (errorReason(err) === 'notFound') {
-      if (o.ref.table !== undefined) throw new BakError(`table ${o.ref.project}.${key} does not exist at ${clients.where}`, 1, { cause: err });
-      state.ctx.log.info(`${key} was deleted while the backup ran: left out`);
-      return null;
-    }
-    throw describeBigQueryError(err, `reading the metadata of ${o.ref.project}.${key}`, clients.where);
+  const resource = await metadata.run(() => getTable(clients, listed, o.ref.table !== undefined));
+  if (!resource) {
+    state.ctx.log.info(`${key} was deleted while the backup ran: left out`);
+    return null;
   }
   const parent = await parentEntry;
   const partitions = await partitionsOf;

@@ -70,25 +70,20 @@ export async function listTables(clients: BigQueryClients, dataset: string, ref:
   return tables.sort((a, b) => byName(a.table, b.table));
 }
 
-/**
- * tables.get for each listed table, `concurrency` at once, in listing order. A table deleted since the listing yields
- * null, unless the source names it (`mustExist`).
- */
+/** One table's tables.get. A table deleted since the listing is null, unless the source names it (`mustExist`). */
+export async function getTable(clients: BigQueryClients, listed: ListedTable, mustExist = false): Promise<TableResource | null> {
+  try {
+    return await restCall<TableResource>(clients, 'tables.get', { uri: `/datasets/${enc(listed.dataset)}/tables/${enc(listed.table)}` });
+  } catch (err) {
+    if (errorReason(err) !== 'notFound') throw describeBigQueryError(err, `reading the metadata of ${clients.project}.${listed.dataset}.${listed.table}`, clients.where);
+    if (mustExist) throw new BakError(`table ${clients.project}.${listed.dataset}.${listed.table} does not exist at ${clients.where}`, 1, { cause: err });
+    return null;
+  }
+}
+
+/** getTable for each listed table, `concurrency` at once, in listing order. */
 export function tableMetadata(clients: BigQueryClients, tables: Iterable<ListedTable> | AsyncIterable<ListedTable>, concurrency: number, mustExist = false): AsyncGenerator<{ listed: ListedTable; resource: TableResource | null }> {
-  return mapOrdered(tables, concurrency, async (listed) => {
-    try {
-      const resource = await restCall<TableResource>(clients, 'tables.get', { uri: `/datasets/${enc(listed.dataset)}/tables/${enc(listed.table)}` });
-      return { listed, resource };
-    } catch (err) {
-      if (errorReason(err) === 'notFound') {
-        if (mustExist) {
-          throw new BakError(`table ${clients.project}.${listed.dataset}.${listed.table} does not exist at ${clients.where}`, 1, { cause: err });
-        }
-        return { listed, resource: null };
-      }
-      throw describeBigQueryError(err, `reading the metadata of ${clients.project}.${listed.dataset}.${listed.table}`, clients.where);
-    }
-  });
+  return mapOrdered(tables, concurrency, async (listed) => ({ listed, resource: await getTable(clients, listed, mustExist) }));
 }
 
 /** A dataset's routines (UDFs, procedures, table functions) with their definitions; null where the server has no routines API. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { BakError } from '../../errors.ts';
 import { blobRefSchema } from '../../repository/blobs.ts';
-import { readIndex, type IndexRef } from '../../repository/index-blobs.ts';
+import { readCheckedIndex } from '../../repository/index-blobs.ts';
 import type { BlobStore } from '../../repository/blobs.ts';
 import type { Manifest } from '../../repository/manifest.ts';
 import { SortedCursor } from '../../util/sorted-cursor.ts';
@@ -99,23 +99,8 @@ export function bigqueryDetails(manifest: Manifest): BigQueryDetails {
   return parsed.data;
 }
 
-function indexOf(manifest: Manifest, name: string): IndexRef | undefined {
-  return manifest.indexes.find((i) => i.name === name);
-}
-
-/** One index of a BigQuery snapshot, streamed, each entry checked against its schema. */
-async function* entriesOf<T>(blobs: BlobStore, manifest: Manifest, name: 'tables' | 'datasets', schema: z.ZodType<T>): AsyncGenerator<T> {
-  const ref = indexOf(manifest, name);
-  if (!ref) throw new BakError(`snapshot ${manifest.id} has no ${name} index: not a BigQuery snapshot bak can read`);
-  for await (const raw of readIndex(blobs, ref)) {
-    const parsed = schema.safeParse(raw);
-    if (!parsed.success) throw new BakError(`snapshot ${manifest.id}: a malformed ${name} entry (${describeZodError(parsed.error, raw).replace(/\n/g, '; ')})`);
-    yield parsed.data;
-  }
-}
-
-export const tableEntries = (blobs: BlobStore, manifest: Manifest) => entriesOf(blobs, manifest, 'tables', tableEntrySchema);
-export const datasetEntries = (blobs: BlobStore, manifest: Manifest) => entriesOf(blobs, manifest, 'datasets', datasetEntrySchema);
+export const tableEntries = (blobs: BlobStore, manifest: Manifest) => readCheckedIndex(blobs, manifest, 'tables', tableEntrySchema, 'BigQuery');
+export const datasetEntries = (blobs: BlobStore, manifest: Manifest) => readCheckedIndex(blobs, manifest, 'datasets', datasetEntrySchema, 'BigQuery');
 
 /** The parent's table entries, looked up in (dataset, table) order beside the backup's own sorted listing. */
 export function parentEntries(entries: AsyncIterable<TableEntry> | undefined): SortedCursor<TableEntry, { dataset: string; table: string }> {

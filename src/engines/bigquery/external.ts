@@ -67,10 +67,10 @@ export async function verifyBigQuery(ctx: EngineContext, manifest: Manifest, lev
 export async function releaseBigQuery(ctx: EngineContext, manifest: Manifest): Promise<void> {
   if (bigqueryDetails(manifest).mode === 'extract') return;
   const stillUsed = new Set<string>();
-  for await (const listed of ctx.repo.listSnapshots()) {
+  for await (const listed of ctx.repo.listSnapshots(manifest.sourceKey)) {
     if ('error' in listed) throw new BakError(`${listed.error}: cannot tell which backup tables it references, so none of ${manifest.id}'s were dropped`);
     const other = listed.manifest;
-    if (other.id === manifest.id || other.sourceKey !== manifest.sourceKey) continue;
+    if (other.id === manifest.id) continue;
     for await (const entry of tableEntries(ctx.repo.blobs, other)) for (const unit of entry.units) if (unit.backupTable) stillUsed.add(unit.backupTable);
   }
   const clients = clientsFor(manifest);

@@ -87,19 +87,18 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
   const wanted = (e: TableEntry) => !options.tables || options.tables.some((g) => globMatch(g, g.includes('.') ? e.key : e.table));
 
   try {
-    // Datasets: few, held. The tables are streamed twice (a plan pass, then the restore), never held whole.
+    // Datasets: few, held. Table entries are streamed three times (the datasets they use, the plan, the restore), never
+    // held whole; a plan per table is kept for the report.
     const datasets = new Map<string, DatasetEntry>();
     for await (const d of datasetEntries(ctx.repo.blobs, manifest)) datasets.set(d.key, d);
     const used = new Set<string>();
-    const selected: string[] = [];
-    let rows = 0;
+    let selected = 0;
     for await (const e of tableEntries(ctx.repo.blobs, manifest)) {
       if (!wanted(e)) continue;
       used.add(e.dataset);
-      selected.push(e.key);
-      rows += unitsOf(e, options.partitions).reduce((s, u) => s + u.rows, 0);
+      selected++;
     }
-    if (selected.length === 0) throw new UsageError(`nothing to restore: no table of snapshot ${manifest.id} matches ${options.tables ? options.tables.join(', ') : 'the selection'}`);
+    if (selected === 0) throw new UsageError(`nothing to restore: no table of snapshot ${manifest.id} matches ${options.tables ? options.tables.join(', ') : 'the selection'}`);
     if (ref.dataset !== undefined && used.size > 1) {
       throw new UsageError(`the selection spans ${used.size} datasets (${[...used].sort(byName).join(', ')}): restore into bigquery://${ref.project} (same dataset names), or choose one dataset's tables with --table 'DATASET.*'`);
     }
@@ -107,7 +106,8 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
     for (const d of used) targets.set(d, { source: d, project: ref.project, dataset: `${scratchPrefix}${ref.dataset ?? d}` });
 
     const existing = await existingTables(clients, [...targets.values()]);
-    const plans: TablePlan[] = [];
+    // Plans by source key, in entry order: one per table (the report lists them), looked up as the entries stream by again.
+    const plans = new Map<string, TablePlan>();
     const clash: string[] = [];
     for await (const e of tableEntries(ctx.repo.blobs, manifest)) {
       if (!wanted(e)) continue;
@@ -115,12 +115,12 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
       const there = existing.get(t.dataset)?.has(e.table) ?? false;
       if (options.checkOnly && !there) throw new UsageError(`${t.project}.${t.dataset}.${e.table} does not exist at ${clients.where}: nothing to check`);
       if (there && !options.force && !options.checkOnly) clash.push(`${t.dataset}.${e.table}`);
-      plans.push({ source: e.key, target: `${t.project}.${t.dataset}.${e.table}`, action: options.checkOnly ? 'check-only' : there ? 'replace' : 'create', kind: e.kind, rows: unitsOf(e, options.partitions).reduce((s, u) => s + u.rows, 0) });
+      plans.set(e.key, { source: e.key, target: `${t.project}.${t.dataset}.${e.table}`, action: options.checkOnly ? 'check-only' : there ? 'replace' : 'create', kind: e.kind, rows: unitsOf(e, options.partitions).reduce((s, u) => s + u.rows, 0) });
     }
     if (clash.length > 0) {
       throw new UsageError(`${clash.length} table(s) exist in the target: ${clash.slice(0, 5).join(', ')}${clash.length > 5 ? ' …' : ''}; nothing was written. Restore into another dataset, or pass --force to replace them`);
     }
-    if (options.dryRun) return { items: plans.length, bytes: 0, details: { dryRun: true, plans } };
+    if (options.dryRun) return { items: plans.size, bytes: 0, details: { dryRun: true, plans: [...plans.values()] } };
 
     // Routines and views come after the tables: a table function or a view may read a restored table.
     const definitions: Definition[] = [];
@@ -137,7 +137,7 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
     for await (const e of tableEntries(ctx.repo.blobs, manifest)) {
       if (!wanted(e)) continue;
       const t = targets.get(e.dataset)!;
-      const plan = plans.find((p) => p.source === e.key)!;
+      const plan = plans.get(e.key)!;
       if (isDefinitionOnly(e.kind)) {
         if (!options.checkOnly) definitions.push(viewCreator(clients, e, t, options));
         continue;
@@ -157,9 +157,9 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
     if (definitions.length > 0) await createDefinitions(ctx, definitions);
 
     const report: RestoreReport = {
-      items: plans.length,
+      items: plans.size,
       bytes: 0,
-      details: { plans, tablesChecked: checked.size, rowsChecked: [...checked.values()].reduce((s, c) => s + c.rows, 0), mismatches, calls: Object.fromEntries(clients.calls) },
+      details: { plans: [...plans.values()], tablesChecked: checked.size, rowsChecked: [...checked.values()].reduce((s, c) => s + c.rows, 0), mismatches, calls: Object.fromEntries(clients.calls) },
     };
     if (options.scratch) for (const t of targets.values()) await dropDataset(clients, t);
     if (mismatches.length > 0) {

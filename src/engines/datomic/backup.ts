@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { BakError } from '../../errors.ts';
 import { blobRefSchema } from '../../repository/blobs.ts';
-import { readIndex, type IndexRef } from '../../repository/index-blobs.ts';
+import { readCheckedIndex } from '../../repository/index-blobs.ts';
 import type { BlobStore } from '../../repository/blobs.ts';
 import type { Manifest } from '../../repository/manifest.ts';
 import { mapOrdered } from '../../util/concurrency.ts';
@@ -40,14 +40,8 @@ export function datomicDetails(manifest: Manifest): DatomicDetails {
 }
 
 /** A snapshot's segment entries, streamed in key order. */
-export async function* segmentEntries(blobs: BlobStore, manifest: Manifest): AsyncGenerator<SegmentEntry> {
-  const ref: IndexRef | undefined = manifest.indexes.find((i) => i.name === 'segments');
-  if (!ref) throw new BakError(`snapshot ${manifest.id} has no segments index: not a Datomic snapshot bak can read`);
-  for await (const raw of readIndex(blobs, ref)) {
-    const parsed = segmentEntrySchema.safeParse(raw);
-    if (!parsed.success) throw new BakError(`snapshot ${manifest.id}: a malformed segment entry`);
-    yield parsed.data;
-  }
+export function segmentEntries(blobs: BlobStore, manifest: Manifest): AsyncGenerator<SegmentEntry> {
+  return readCheckedIndex(blobs, manifest, 'segments', segmentEntrySchema, 'Datomic');
 }
 
 /** The segment files of a backup folder, in key order (`values/xx/id`), names only: never a stat or a read. */
