@@ -10,6 +10,8 @@ export interface RunResult {
   seconds: number;
   /** Peak RSS in bytes (GNU time %M: the largest of the process and the children it waited for), when asked for. */
   maxRss?: number;
+  /** Peak RSS in bytes of the Node process alone, without its children (VmHWM), with `ownRss`. */
+  ownMaxRss?: number;
   /** CPU seconds (user + system) of the process and the children it waited for, with `rss`. */
   cpuSeconds?: number;
   /** CPU seconds the whole machine was busy during the run (/proc/stat), with `rss`: includes servers' work. */
@@ -22,6 +24,8 @@ export interface RunOptions {
   input?: string;
   /** Run under /usr/bin/time to measure peak RSS and CPU time. */
   rss?: boolean;
+  /** For a Node command (bak): also measure its own peak RSS, without its children's (test/helpers/peak-rss.cjs). */
+  ownRss?: boolean;
   /** Called with the child's pid once it is spawned (with `rss`, the pid of /usr/bin/time, whose child is the command). */
   onSpawn?: (pid: number) => void;
   /** Called with each piece of the child's stderr as it arrives (to act when a log line appears). */
@@ -32,10 +36,15 @@ export interface RunOptions {
 export async function runCommand(cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   const rssFile = options.rss ? path.join(tmpdir(), `bak-rss-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`) : undefined;
   const [file, argv] = rssFile ? ['/usr/bin/time', ['-f', '%M %U %S', '-o', rssFile, cmd, ...args]] : [cmd, args];
+  const ownRssFile = options.ownRss ? `${rssFile ?? path.join(tmpdir(), `bak-rss-${process.pid}-${Date.now()}`)}.own` : undefined;
+  const baseEnv = options.env ?? process.env;
+  const env = ownRssFile
+    ? { ...baseEnv, BAK_PEAK_RSS_FILE: ownRssFile, NODE_OPTIONS: `${baseEnv.NODE_OPTIONS ?? ''} --require ${PEAK_RSS_HOOK}`.trim() }
+    : baseEnv;
   const busyBefore = rssFile ? await machineBusySeconds() : 0;
   const started = performance.now();
   const result = await new Promise<Omit<RunResult, 'seconds'>>((resolve, reject) => {
-    const child = spawn(file, argv, { cwd: options.cwd ?? tmpdir(), env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, argv, { cwd: options.cwd ?? tmpdir(), env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -56,8 +65,15 @@ export async function runCommand(cmd: string, args: string[], options: RunOption
     if (Number.isFinite(user) && Number.isFinite(system)) out.cpuSeconds = user! + system!;
     await rm(rssFile, { force: true });
   }
+  if (ownRssFile) {
+    const bytes = Number(await readFile(ownRssFile, 'utf8').catch(() => ''));
+    if (bytes > 0) out.ownMaxRss = bytes;
+    await rm(ownRssFile, { force: true });
+  }
   return out;
 }
+
+const PEAK_RSS_HOOK = path.join(import.meta.dirname, 'peak-rss.cjs');
 
 /** Seconds of CPU time all cores have spent busy since boot (/proc/stat: everything but idle and iowait). */
 async function machineBusySeconds(): Promise<number> {
