@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine, servers included: what CI runs.
-# Installs Node (if the machine's is older than 22.18), the npm packages, PostgreSQL and the Go-built
+# Installs Node (if the machine's is older than 22.19), the npm packages, PostgreSQL and the Go-built
 # emulators (cached after the first run), then runs `npm test`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

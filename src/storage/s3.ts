@@ -22,6 +22,7 @@ import {
   type PutBody,
 } from './object-store.ts';
 import type { StoreSettings } from './open.ts';
+import { LeanS3 } from './s3-lean.ts';
 
 /** An S3 client as bak configures it for AWS and S3-compatible servers, and its endpoint fit for messages. */
 export function createS3Client(settings: StoreSettings): { client: S3Client; endpoint: string } {
@@ -53,6 +54,8 @@ export function createS3Client(settings: StoreSettings): { client: S3Client; end
 /** 8 MiB parts: few requests for big objects, and at most queueSize × 8 MiB held in memory while uploading. */
 const PART_SIZE = 8 * 1024 * 1024;
 const PAGE_SIZE = 1000;
+/** Connections of the lean client: above what any caller has in flight (more would queue in the pool). */
+const LEAN_CONNECTIONS = 64;
 
 /** S3 and S3-compatible servers (MinIO, Ceph, R2 …). Keys live under `prefix` ('' or ending in '/'). */
 export class S3Store implements ObjectStore {
@@ -63,6 +66,8 @@ export class S3Store implements ObjectStore {
   private readonly client: S3Client;
   private readonly endpoint: string;
   private readonly queueSize: number;
+  /** PUTs of blobs in memory and whole-object reads skip the SDK's middleware (s3-lean.ts); the SDK does the rest. */
+  private readonly lean: LeanS3;
 
   constructor(bucket: string, prefix: string, settings: StoreSettings) {
     this.bucket = bucket;
@@ -71,6 +76,7 @@ export class S3Store implements ObjectStore {
     const { client, endpoint } = createS3Client(settings);
     this.client = client;
     this.endpoint = endpoint;
+    this.lean = new LeanS3(client, { endpoint: settings.endpoint, forcePathStyle: settings.forcePathStyle, connections: LEAN_CONNECTIONS });
     this.description = `s3://${bucket}/${prefix} (endpoint ${this.endpoint})`;
   }
 
@@ -89,8 +95,12 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, put: PutBody, options: PutOptions = {}): Promise<{ created: boolean }> {
-    const body = joinedBody(put);
     const Key = this.keyOf(key);
+    if (Buffer.isBuffer(put) || Array.isArray(put)) {
+      const fast = await this.lean.put(this.bucket, Key, Buffer.isBuffer(put) ? [put] : put, options);
+      if (fast) return fast;
+    }
+    const body = joinedBody(put);
     const params = {
       Bucket: this.bucket,
       Key,
@@ -129,6 +139,14 @@ export class S3Store implements ObjectStore {
   }
 
   async getBuffer(key: string): Promise<Buffer> {
+    const fast = await this.lean.get(this.bucket, this.keyOf(key));
+    if (fast) {
+      try {
+        return Buffer.from(await fast.body.arrayBuffer());
+      } catch {
+        // cut off mid-body: the SDK reads it again below, and maps what fails there
+      }
+    }
     const stream = await this.get(key);
     try {
       return await buffer(stream);
@@ -182,6 +200,7 @@ export class S3Store implements ObjectStore {
   }
 
   async close(): Promise<void> {
+    await this.lean.close();
     this.client.destroy();
   }
 

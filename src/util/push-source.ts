@@ -16,11 +16,15 @@ export interface PushSource {
   destroy(err?: Error): void;
 }
 
-/** A Readable as a PushSource (its pieces are fresh buffers, so the reuse rule holds trivially). */
-export function pushSourceOf(readable: Readable): PushSource {
+/**
+ * A Readable as a PushSource (its pieces are fresh buffers, so the reuse rule holds trivially). `mapError` turns
+ * the stream's failure into the error callers expect (a cut connection into a retryable StorageError).
+ */
+export function pushSourceOf(readable: Readable, mapError: (err: Error) => Error = (err) => err): PushSource {
   return {
     pipe(sink) {
-      return new Promise<void>((resolve, reject) => {
+      return new Promise<void>((resolve, rejectRaw) => {
+        const reject = (err: Error) => rejectRaw(mapError(err));
         readable.on('data', (piece: Buffer) => {
           if (!sink(piece)) readable.pause();
         });

@@ -1,11 +1,11 @@
-// The S3 engine's listing against MinIO: the plain signed GET and the SDK give the same objects (awkward keys
+// The S3 engine's listing against MinIO: the lean client (storage/s3-lean.ts) and the SDK give the same objects (awkward keys
 // included), and a listing split into ranges (by a previous snapshot's split keys) gives exactly the plain
 // listing, whether a range holds a few keys, more than a page, keys added since, or a split key now deleted.
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3ContextOf } from '../../src/engines/s3/backup.ts';
 import { listObjects, SplitCollector, type S3Context } from '../../src/engines/s3/objects.ts';
-import { createSignedGetter } from '../../src/engines/s3/signed-get.ts';
+import { LeanS3 } from '../../src/storage/s3-lean.ts';
 import { minioClient, uniqueName } from '../helpers/backends.ts';
 import { awkwardObjects, createBucket, deleteBucketCompletely, fillBucket, mapLimit, type Minio } from '../helpers/s3-fixture.ts';
 import { requireServer } from '../helpers/servers.ts';
@@ -24,7 +24,7 @@ function context(lean: boolean): S3Context {
     accessKeyId: minio.accessKeyId,
     secretAccessKey: minio.secretAccessKey,
   } as Parameters<typeof s3ContextOf>[0]);
-  if (lean) s3.signedGet = createSignedGetter(s3.client, { endpoint: minio.endpoint, forcePathStyle: true, sockets: 4 });
+  if (lean) s3.lean = new LeanS3(s3.client, { endpoint: minio.endpoint, forcePathStyle: true, connections: 4 });
   contexts.push(s3);
   return s3;
 }
@@ -50,7 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s3 of contexts) {
-    s3.signedGet?.close();
+    await s3.lean?.close();
     s3.client.destroy();
   }
   if (minio) {
@@ -61,7 +61,7 @@ afterAll(async () => {
 });
 
 describe('S3 listing (MinIO)', () => {
-  it('the plain signed GET lists what the SDK lists: keys, sizes, ETags and times, over several pages', async () => {
+  it('the lean client lists what the SDK lists: keys, sizes, ETags and times, over several pages', async () => {
     const all = async (s3: S3Context) => {
       const out = [];
       for await (const o of listObjects(s3, bucket, '')) out.push(o);

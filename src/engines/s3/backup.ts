@@ -7,13 +7,13 @@ import type { Manifest } from '../../repository/manifest.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { isNotFound, StorageError } from '../../storage/object-store.ts';
 import { createS3Client, mapS3Error } from '../../storage/s3.ts';
+import { LeanS3 } from '../../storage/s3-lean.ts';
 import { Limiter } from '../../util/concurrency.ts';
 import { readAll } from '../../util/push-source.ts';
 import { withRetry } from '../../util/retry.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { compareKeys, keyFilter } from './keys.ts';
 import { headObjectMetadata, listCurrentVersions, listObjects, openObject, SplitCollector, type ListedObject, type ObjectMetadata, type OpenedObject, type S3Context } from './objects.ts';
-import { createSignedGetter } from './signed-get.ts';
 import { storeSettingsOf, type S3Source } from './source.ts';
 
 export const OBJECTS_INDEX = 'objects';
@@ -153,7 +153,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
   const { bucket, prefix } = o.location;
   const s3 = s3ContextOf(o);
   const concurrency = o.concurrency ?? 8;
-  if (o.mode === 'copy') s3.signedGet = createSignedGetter(s3.client, { endpoint: o.endpoint, forcePathStyle: o.forcePathStyle ?? false, sockets: concurrency + LARGE_DOWNLOADS });
+  if (o.mode === 'copy') s3.lean = new LeanS3(s3.client, { endpoint: o.endpoint, forcePathStyle: o.forcePathStyle ?? false, connections: concurrency + LARGE_DOWNLOADS });
   const wanted = keyFilter(o.include, o.exclude);
   const index = writer.openIndex(OBJECTS_INDEX);
   const stats = { objects: 0, bytes: 0, downloaded: { objects: 0, bytes: 0, getRequests: 0 } };
@@ -210,7 +210,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
     const ref = await writer.closeIndex(index);
     log.info(`${stats.objects} objects (${ref.count} indexed); downloaded ${stats.downloaded.objects} objects, ${stats.downloaded.getRequests} GET requests`);
   } finally {
-    s3.signedGet?.close();
+    await s3.lean?.close();
     s3.client.destroy();
   }
   const details: S3Details & Record<string, unknown> = {

@@ -7,11 +7,12 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
+import { StorageError } from '../../storage/object-store.ts';
 import { mapS3Error } from '../../storage/s3.ts';
+import type { LeanS3 } from '../../storage/s3-lean.ts';
+import type { ListedPage } from '../../storage/s3-list-page.ts';
 import { pushSourceOf, type PushSource } from '../../util/push-source.ts';
 import { compareKeys } from './keys.ts';
-import type { ListedPage } from './list-xml.ts';
-import type { SignedGetter } from './signed-get.ts';
 
 /** One object as the listing shows it. */
 export interface ListedObject {
@@ -39,15 +40,16 @@ export interface ObjectMetadata {
 export interface S3Context {
   client: S3Client;
   endpoint: string;
-  /** A lean GET for the hot path of a backup (see signed-get.ts); without it every read goes through the SDK. */
-  signedGet?: SignedGetter | undefined;
+  /** Lean GETs and listings for the hot path of a backup (storage/s3-lean.ts); without it every read goes through the SDK. */
+  lean?: LeanS3 | undefined;
 }
 
+const META_PREFIX = 'x-amz-meta-';
 const clean = (etag: string | undefined) => (etag ?? '').replace(/^"|"$/g, '');
 
-/** One page of a listing (up to 1,000 keys): through the lean signed GET where it applies, else the SDK. */
+/** One page of a listing (up to 1,000 keys): through the lean client where it applies, else the SDK. */
 async function listPage(s3: S3Context, bucket: string, prefix: string, from: { token?: string | undefined; startAfter?: string | undefined }): Promise<ListedPage> {
-  const fast = await s3.signedGet?.list(bucket, prefix, from);
+  const fast = await s3.lean?.list(bucket, prefix, from);
   if (fast) return fast;
   const page = await s3.client
     .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: from.token, StartAfter: from.token ? undefined : from.startAfter, MaxKeys: 1000 }))
@@ -180,22 +182,48 @@ export interface OpenedObject {
   requests: number;
 }
 
-/** Opens the current version of an object for a backup: the lean signed GET where it applies, else the SDK. */
+/** Opens the current version of an object for a backup: the lean GET where it applies, else the SDK. */
 export async function openObject(s3: S3Context, bucket: string, key: string): Promise<OpenedObject> {
-  const fast = await s3.signedGet?.get(bucket, key);
+  const fast = await s3.lean?.get(bucket, key);
   if (!fast) {
     const got = await getObject(s3, bucket, key);
     return { ...got, body: pushSourceOf(got.body) };
   }
-  const { body, size, etag, lastModified, meta } = fast;
+  const h = fast.headers;
+  const one = (name: string) => {
+    const v = h[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  };
+  const metadata: Record<string, string> = {};
+  for (const name of Object.keys(h)) {
+    if (name.startsWith(META_PREFIX)) metadata[name.slice(META_PREFIX.length)] = one(name)!;
+  }
+  const tagCount = Number(one('x-amz-tagging-count') ?? 0);
   let tags: Record<string, string> = {};
   try {
-    if (fast.tagCount > 0) tags = await getTags(s3, bucket, key, undefined);
+    if (tagCount > 0) tags = await getTags(s3, bucket, key, undefined);
   } catch (err) {
-    body.destroy(); // an unread body holds its connection
+    fast.body.destroy(); // an unread body holds its connection
     throw err;
   }
-  return { body, size, etag, lastModified, meta: { ...meta, tags }, requests: fast.tagCount > 0 ? 2 : 1 };
+  const modified = one('last-modified');
+  return {
+    // A connection cut mid-body is the network's failure: retryable, like the SDK's unreachable endpoint.
+    body: pushSourceOf(fast.body, (err) => new StorageError('unreachable', `reading s3://${bucket}/${key} was cut off (endpoint ${s3.endpoint}): ${err.message}`, { cause: err })),
+    size: fast.length,
+    etag: clean(one('etag')),
+    lastModified: (modified ? new Date(modified) : new Date(0)).toISOString(),
+    meta: {
+      contentType: one('content-type'),
+      contentEncoding: one('content-encoding'),
+      cacheControl: one('cache-control'),
+      contentDisposition: one('content-disposition'),
+      contentLanguage: one('content-language'),
+      metadata,
+      tags,
+    },
+    requests: tagCount > 0 ? 2 : 1,
+  };
 }
 
 /** Opens an object (or one version of it) for reading through the SDK, with the metadata and tags bak keeps. */
