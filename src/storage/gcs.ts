@@ -5,6 +5,7 @@ import { buffer } from 'node:stream/consumers';
 import {
   assertValidKey,
   connectionErrorCode,
+  untrustedCertificateError,
   safeEndpoint,
   StorageError,
   type ObjectInfo,
@@ -144,6 +145,8 @@ export class GcsStore implements ObjectStore {
     const where = `gs://${this.bucketName}/${this.prefix}${key ?? ''}`;
     const via = `(endpoint ${this.endpoint})`;
     const status = statusOf(err);
+    const untrusted = untrustedCertificateError(err, `${action} ${where}`, this.endpoint);
+    if (untrusted) return untrusted;
     const conn = connectionErrorCode(err);
     if (conn) {
       return new StorageError('unreachable', `cannot ${action} ${where}: GCS endpoint ${this.endpoint} is unreachable (${conn})`, {

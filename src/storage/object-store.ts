@@ -59,6 +59,8 @@ export type StorageErrorKind =
   | 'bucket-missing'
   | 'access-denied'
   | 'unreachable'
+  /** The server's TLS certificate is not trusted here (self-signed, a private CA, expired, another name). */
+  | 'untrusted-certificate'
   | 'precondition-failed'
   | 'invalid-url'
   | 'other';
@@ -94,6 +96,39 @@ export function connectionErrorCode(err: unknown, depth = 0): string | undefined
   for (const inner of [e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]) {
     const code = connectionErrorCode(inner, depth + 1);
     if (code) return code;
+  }
+  return undefined;
+}
+
+// Node's codes for a certificate chain it will not trust; none of them goes away on a retry.
+const CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * The endpoint's certificate is not trusted (err or a cause carries one of Node's certificate codes): a StorageError
+ * that says how to trust a private CA, else undefined.
+ */
+export function untrustedCertificateError(err: unknown, what: string, endpoint: string, depth = 0): StorageError | undefined {
+  if (err === null || typeof err !== 'object' || depth > 4) return undefined;
+  const e = err as { code?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.code === 'string' && CERTIFICATE_CODES.has(e.code)) {
+    return new StorageError('untrusted-certificate', `cannot ${what}: the TLS certificate of ${endpoint} is not trusted (${e.code})`, {
+      cause: err,
+      hint: 'for a self-signed certificate or a private CA, set NODE_EXTRA_CA_CERTS to its PEM file (bak and every Node client then trust it)',
+    });
+  }
+  for (const inner of [e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]) {
+    const found = untrustedCertificateError(inner, what, endpoint, depth + 1);
+    if (found) return found;
   }
   return undefined;
 }

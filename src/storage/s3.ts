@@ -14,6 +14,7 @@ import {
   assertValidKey,
   connectionErrorCode,
   safeEndpoint,
+  untrustedCertificateError,
   StorageError,
   type ObjectInfo,
   type ObjectStore,
@@ -23,6 +24,7 @@ import {
 } from './object-store.ts';
 import type { StoreSettings } from './open.ts';
 import { LeanS3 } from './s3-lean.ts';
+import { readAll } from '../util/push-source.ts';
 
 /** An S3 client as bak configures it for AWS and S3-compatible servers, and its endpoint fit for messages. */
 export function createS3Client(settings: StoreSettings): { client: S3Client; endpoint: string } {
@@ -142,7 +144,7 @@ export class S3Store implements ObjectStore {
     const fast = await this.lean.get(this.bucket, this.keyOf(key));
     if (fast) {
       try {
-        return Buffer.from(await fast.body.arrayBuffer());
+        return await readAll(fast.body, fast.length);
       } catch {
         // cut off mid-body: the SDK reads it again below, and maps what fails there
       }
@@ -236,6 +238,8 @@ export function mapS3Error(
   const via = `(endpoint ${opts.endpoint})`;
   const name = errorName(err);
   const status = statusOf(err);
+  const untrusted = untrustedCertificateError(err, `${action} ${where}`, opts.endpoint);
+  if (untrusted) return untrusted;
   const conn = connectionErrorCode(err);
   if (conn) {
     return new StorageError('unreachable', `cannot ${action} ${where}: S3 endpoint ${opts.endpoint} is unreachable (${conn})`, {

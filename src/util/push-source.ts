@@ -16,15 +16,11 @@ export interface PushSource {
   destroy(err?: Error): void;
 }
 
-/**
- * A Readable as a PushSource (its pieces are fresh buffers, so the reuse rule holds trivially). `mapError` turns
- * the stream's failure into the error callers expect (a cut connection into a retryable StorageError).
- */
-export function pushSourceOf(readable: Readable, mapError: (err: Error) => Error = (err) => err): PushSource {
+/** A Readable as a PushSource (its pieces are fresh buffers, so the reuse rule holds trivially). */
+export function pushSourceOf(readable: Readable): PushSource {
   return {
     pipe(sink) {
-      return new Promise<void>((resolve, rejectRaw) => {
-        const reject = (err: Error) => rejectRaw(mapError(err));
+      return new Promise<void>((resolve, reject) => {
         readable.on('data', (piece: Buffer) => {
           if (!sink(piece)) readable.pause();
         });
@@ -37,6 +33,15 @@ export function pushSourceOf(readable: Readable, mapError: (err: Error) => Error
     },
     resume: () => readable.resume(),
     destroy: (err) => readable.destroy(err),
+  };
+}
+
+/** The same source, its failure turned into the error callers expect (a cut connection into a retryable one). */
+export function mappingErrors(source: PushSource, mapError: (err: Error) => Error): PushSource {
+  return {
+    pipe: (sink) => source.pipe(sink).catch((err: unknown) => Promise.reject(mapError(err instanceof Error ? err : new Error(String(err))))),
+    resume: () => source.resume(),
+    destroy: (err) => source.destroy(err),
   };
 }
 

@@ -1,10 +1,12 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Storage } from '@google-cloud/storage';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { StoreSettings } from '../../src/storage/open.ts';
 import { requireServer, type ServersEnv } from './servers.ts';
 
@@ -26,8 +28,10 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
 
-export function minioClient(minio: ServersEnv['minio']): S3Client {
+/** An SDK client for a MinIO; `ca` (PEM) for one that serves https with a certificate of its own. */
+export function minioClient(minio: ServersEnv['minio'], options: { ca?: string } = {}): S3Client {
   return new S3Client({
+    ...(options.ca ? { requestHandler: new NodeHttpHandler({ httpsAgent: new HttpsAgent({ ca: options.ca, keepAlive: true, maxSockets: 64 }) }) } : {}),
     endpoint: minio.endpoint,
     region: minio.region,
     forcePathStyle: true,

@@ -1,12 +1,15 @@
 // Source buckets for the S3 engine tests and bench: awkward keys, every header bak must keep, tags, a
 // streamed large object; a snapshot of a bucket's state for object-by-object comparisons; complete cleanup.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import {
   CreateBucketCommand,
@@ -370,11 +373,13 @@ export async function freePort(): Promise<number> {
 
 /**
  * A second, private MinIO on its own loopback port and data folder (same credentials as the shared one), so a test
- * can kill it. Never touches the shared server.
+ * can kill it, or serve https with a self-signed certificate made for it (`tls`). Never touches the shared server.
  */
 export interface PrivateMinio {
   endpoint: string;
   port: number;
+  /** With `tls`: the self-signed certificate (PEM) that clients must trust, e.g. through NODE_EXTRA_CA_CERTS. */
+  caFile?: string;
   process: ChildProcess;
   /** SIGKILL, then waits for the process to be gone. */
   kill(): Promise<void>;
@@ -382,25 +387,29 @@ export interface PrivateMinio {
   cleanup(): Promise<void>;
 }
 
-export async function startPrivateMinio(shared: Minio): Promise<PrivateMinio> {
+export async function startPrivateMinio(shared: Minio, options: { tls?: boolean } = {}): Promise<PrivateMinio> {
   if (!shared.bin) throw new Error('env.json has no minio.bin: restart the test servers with bash scripts/servers/start.sh');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'bak-private-minio-'));
   const port = await freePort();
   const consolePort = await freePort();
-  const child = spawn(shared.bin, ['server', '--quiet', '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, path.join(dataDir, 'data')], {
+  const certsDir = path.join(dataDir, 'certs');
+  if (options.tls) await makeSelfSignedCertificate(certsDir);
+  const tlsArgs = options.tls ? ['--certs-dir', certsDir] : [];
+  const child = spawn(shared.bin, ['server', '--quiet', ...tlsArgs, '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, path.join(dataDir, 'data')], {
     env: { ...process.env, MINIO_ROOT_USER: shared.accessKeyId, MINIO_ROOT_PASSWORD: shared.secretAccessKey, MINIO_BROWSER: 'off', MINIO_UPDATE: 'off' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const caFile = options.tls ? path.join(certsDir, 'public.crt') : undefined;
+  const ca = caFile ? await readFile(caFile, 'utf8') : undefined;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`private minio exited with ${child.exitCode}: ${stderr}`);
     try {
-      const res = await fetch(`${endpoint}/minio/health/ready`);
-      if (res.ok) break;
+      if (await healthy(`${endpoint}/minio/health/ready`, ca)) break;
     } catch {
       // not listening yet
     }
@@ -419,6 +428,7 @@ export async function startPrivateMinio(shared: Minio): Promise<PrivateMinio> {
   return {
     endpoint,
     port,
+    ...(caFile ? { caFile } : {}),
     process: child,
     kill,
     cleanup: async () => {
@@ -426,6 +436,27 @@ export async function startPrivateMinio(shared: Minio): Promise<PrivateMinio> {
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A certificate for 127.0.0.1 signed by itself, as MinIO wants it in --certs-dir (public.crt, private.key). */
+async function makeSelfSignedCertificate(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1'];
+  args.push('-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'private.key'), '-out', path.join(dir, 'public.crt'));
+  await promisify(execFile)('openssl', args).catch((err: unknown) => {
+    throw new Error(`openssl could not make a test certificate (apt-get install openssl): ${(err as Error).message}`);
+  });
+}
+
+/** Whether a GET of `url` answers 2xx (https trusting `ca`). */
+function healthy(url: string, ca: string | undefined): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith('https:') ? https : http).get(url, { ...(ca ? { ca } : {}) }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
+    });
+    req.on('error', reject);
+  });
 }
 
 /**

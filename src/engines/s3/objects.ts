@@ -11,7 +11,7 @@ import { StorageError } from '../../storage/object-store.ts';
 import { mapS3Error } from '../../storage/s3.ts';
 import type { LeanS3 } from '../../storage/s3-lean.ts';
 import type { ListedPage } from '../../storage/s3-list-page.ts';
-import { pushSourceOf, type PushSource } from '../../util/push-source.ts';
+import { mappingErrors, pushSourceOf, type PushSource } from '../../util/push-source.ts';
 import { compareKeys } from './keys.ts';
 
 /** One object as the listing shows it. */
@@ -209,7 +209,7 @@ export async function openObject(s3: S3Context, bucket: string, key: string): Pr
   const modified = one('last-modified');
   return {
     // A connection cut mid-body is the network's failure: retryable, like the SDK's unreachable endpoint.
-    body: pushSourceOf(fast.body, (err) => new StorageError('unreachable', `reading s3://${bucket}/${key} was cut off (endpoint ${s3.endpoint}): ${err.message}`, { cause: err })),
+    body: mappingErrors(fast.body, (err) => new StorageError('unreachable', `reading s3://${bucket}/${key} was cut off (endpoint ${s3.endpoint}): ${err.message}`, { cause: err })),
     size: fast.length,
     etag: clean(one('etag')),
     lastModified: (modified ? new Date(modified) : new Date(0)).toISOString(),

@@ -1,0 +1,94 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { PushSource } from '../util/push-source.ts';
+
+/** An answer's head, with its body still to be read: pipe it or destroy it, or its connection is never reused. */
+export interface Exchanged {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: PushSource;
+}
+
+/**
+ * One request through an undici dispatcher, its answer's body pushed straight from undici's handler callbacks: no
+ * stream per request. Measured on 10,000 GETs of 1-8 KiB from MinIO: undici's `request` (a BodyReadable per answer)
+ * cost ~2× the CPU of the hand-written client this replaced; its handler API, with pause and resume as the
+ * back-pressure, brings it back to that client's cost. The body is paused from its head until `pipe` is called.
+ */
+export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): Promise<Exchanged> {
+  return new Promise<Exchanged>((resolveHead, rejectHead) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let sink: ((piece: Uint8Array) => boolean) | undefined;
+    let settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
+    // Pieces that came while nobody was piping (should the pause come too late for them): copied, delivered first.
+    const early: Buffer[] = [];
+    let outcome: { error?: Error } | undefined;
+    let headed = false;
+    /** Delivers waiting pieces; false if the sink asked for a pause. Settles the pipe once all is delivered and ended. */
+    const drain = (): boolean => {
+      while (early.length > 0 && sink) if (!sink(early.shift()!)) return false;
+      if (outcome && settle) {
+        if (outcome.error) settle.reject(outcome.error);
+        else settle.resolve();
+      }
+      return true;
+    };
+    const go = () => {
+      try {
+        if (drain() && !outcome) controller?.resume();
+      } catch (err) {
+        controller?.abort(err as Error);
+      }
+    };
+    const body: PushSource = {
+      pipe(to) {
+        return new Promise<void>((resolve, reject) => {
+          settle = { resolve, reject };
+          sink = to;
+          go();
+        });
+      },
+      resume: go,
+      destroy: (err) => {
+        if (!outcome) controller?.abort(err ?? new Error('the answer was not read'));
+      },
+    };
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+      },
+      onResponseStart(c, status, headers) {
+        headed = true;
+        c.pause();
+        resolveHead({ status, headers, body });
+      },
+      onResponseData(c, chunk) {
+        if (!sink || early.length > 0) {
+          early.push(Buffer.from(chunk)); // the piece's memory is undici's: copy what waits
+          c.pause();
+          return;
+        }
+        try {
+          if (!sink(chunk)) c.pause();
+        } catch (err) {
+          c.abort(err as Error);
+        }
+      },
+      onResponseEnd() {
+        outcome = {};
+        if (early.length === 0) drain();
+      },
+      onResponseError(_c, err) {
+        if (!headed) return rejectHead(err);
+        outcome = { error: err };
+        early.length = 0;
+        drain();
+      },
+    };
+    try {
+      dispatcher.dispatch(options, handler);
+    } catch (err) {
+      rejectHead(err as Error);
+    }
+  });
+}
