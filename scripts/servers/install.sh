@@ -55,6 +55,15 @@ python_package() {
   touch "$dir/.installed"
 }
 
+# openssl makes the self-signed certificate of the https MinIO the TLS tests start (Debian package).
+install_openssl() {
+  command -v openssl >/dev/null && { log "openssl present"; return; }
+  [ "$(id -u)" = 0 ] || die "openssl is missing: run 'sudo apt-get install openssl'"
+  log "installing openssl from Debian packages"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null; }
+}
+
 install_postgres
 # `install.sh postgres` stops here: the quickstart needs only PostgreSQL.
 [ "${1:-}" = postgres ] && exit 0
@@ -63,4 +72,5 @@ go_tool minio "$MINIO_MODULE" "$MINIO_VERSION" "$MINIO_PACKAGE" "$MINIO_BIN" 0
 go_tool handy-spanner "$HANDY_SPANNER_MODULE" "$HANDY_SPANNER_VERSION" "$HANDY_SPANNER_PACKAGE" "$HANDY_SPANNER_BIN" 1
 go_tool bigquery-emulator "$BIGQUERY_EMULATOR_MODULE" "$BIGQUERY_EMULATOR_VERSION" "$BIGQUERY_EMULATOR_PACKAGE" "$BIGQUERY_EMULATOR_BIN" 0
 python_package fastavro "$FASTAVRO_VERSION" "$FASTAVRO_DIR"
+install_openssl
 log "all test servers installed"

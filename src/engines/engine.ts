@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { VerifyLevel, VerifyProblem } from '../repository/checker.ts';
-import type { Manifest } from '../repository/manifest.ts';
+import type { Manifest, ManifestItem } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import type { SnapshotWriter } from '../repository/snapshot-writer.ts';
 
@@ -64,6 +64,8 @@ export interface Engine {
   verify(ctx: EngineContext, manifest: Manifest, level: VerifyLevel): Promise<VerifyProblem[]>;
   restore(ctx: EngineContext, manifest: Manifest, target: RestoreTarget): Promise<RestoreReport>;
   release(ctx: EngineContext, manifest: Manifest): Promise<void>;
+  /** How `bak show` names an item for an operator (a table rather than a dump's file id); else its name. */
+  itemLabel?(item: ManifestItem): string;
   /** `bak export` in the engine's own interchange layout (else each item is written as a file of its name). */
   exportTo?(ctx: EngineContext, manifest: Manifest, directory: string): Promise<{ files: number; bytes: number }>;
   /** What a source URI holds that a backup could cover (databases, tables …), with sizes; for `bak sources`. */

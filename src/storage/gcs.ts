@@ -14,9 +14,12 @@ import {
   joinedBody,
   type PutBody,
 } from './object-store.ts';
+import { LeanGcs } from './gcs-lean.ts';
 import type { StoreSettings } from './open.ts';
 
 const PAGE_SIZE = 1000;
+/** Connections of the lean client: above what any caller has in flight (more would queue in the pool). */
+const LEAN_CONNECTIONS = 64;
 /** Streams at least this long (or of unknown length) go resumable, so a dropped connection does not restart from zero. */
 const RESUMABLE_FROM = 8 * 1024 * 1024;
 
@@ -28,6 +31,8 @@ export class GcsStore implements ObjectStore {
   readonly prefix: string;
   private readonly bucket: Bucket;
   private readonly endpoint: string;
+  /** Uploads of blobs in memory and whole-object reads skip the client library's per-request cost (gcs-lean.ts). */
+  private readonly lean: LeanGcs;
 
   constructor(bucket: string, prefix: string, settings: StoreSettings) {
     this.bucketName = bucket;
@@ -46,7 +51,17 @@ export class GcsStore implements ObjectStore {
     }
     if (settings.projectId) options.projectId = settings.projectId;
     if (settings.keyFilename) options.keyFilename = settings.keyFilename;
-    this.bucket = new Storage(options).bucket(bucket);
+    const storage = new Storage(options);
+    this.bucket = storage.bucket(bucket);
+    this.lean = new LeanGcs(storage, {
+      apiEndpoint: settings.apiEndpoint ?? 'https://storage.googleapis.com',
+      authenticate: !settings.apiEndpoint || settings.keyFilename !== undefined,
+      connections: LEAN_CONNECTIONS,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.lean.close();
   }
 
   private nameOf(key: string): string {
@@ -63,8 +78,13 @@ export class GcsStore implements ObjectStore {
   }
 
   async put(key: string, put: PutBody, options: PutOptions = {}): Promise<{ created: boolean }> {
+    const name = this.nameOf(key);
+    if (options.ifAbsent && (Buffer.isBuffer(put) || Array.isArray(put))) {
+      const fast = await this.lean.create(this.bucketName, name, Buffer.isBuffer(put) ? [put] : put);
+      if (fast) return fast;
+    }
     const body = joinedBody(put);
-    const file = this.bucket.file(this.nameOf(key));
+    const file = this.bucket.file(name);
     // Generation 0 means "no live object": the server makes the create-only check atomically.
     const preconditionOpts = options.ifAbsent ? { ifGenerationMatch: 0 } : {};
     try {
@@ -97,6 +117,9 @@ export class GcsStore implements ObjectStore {
   }
 
   async getBuffer(key: string): Promise<Buffer> {
+    // One request reads one generation whole, so no pinning is needed here (get() pins for a stream's reads).
+    const fast = await this.lean.download(this.bucketName, this.nameOf(key));
+    if (fast) return fast;
     const stream = await this.get(key);
     try {
       return await buffer(stream);

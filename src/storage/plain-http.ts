@@ -1,11 +1,12 @@
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { StorageError } from './object-store.ts';
 import type { PushSource } from '../util/push-source.ts';
 
 /**
- * A minimal HTTP/1.1 client for GETs over plain TCP with keep-alive, for the one request a copy-mode backup makes
- * per object when the endpoint is http:// (MinIO or Ceph on a private network). Every other lean request (https,
- * PUTs) goes through undici (s3-lean.ts).
+ * A minimal HTTP/1.1 client for GETs over TCP or TLS with keep-alive, for the one request a copy-mode backup makes
+ * per object, and for listing pages. Every other lean request (PUTs, answers this cannot frame) goes through
+ * undici (s3-lean.ts).
  *
  * Why kept beside undici: a copy-mode backup of 10,000 objects of 1-8 KiB from MinIO (2 cores shared with the
  * server) cost 3.8-3.9 s of CPU and 4.6-4.7 s of wall time with its GETs through undici (its handler API, no
@@ -37,13 +38,16 @@ export class PlainHttpClient {
   readonly #port: number;
   readonly #maxSockets: number;
   readonly #answerTimeoutMs: number;
+  readonly #tls: boolean;
   readonly #idle: Connection[] = [];
   readonly #all = new Set<Connection>();
   readonly #waiting: Array<(conn: Connection) => void> = [];
   #open = 0;
   #closed = false;
 
-  constructor(options: { host: string; port: number; maxSockets: number; answerTimeoutMs: number }) {
+  /** `tls`: https, the certificate checked against Node's CAs (NODE_EXTRA_CA_CERTS included) and the host name. */
+  constructor(options: { host: string; port: number; maxSockets: number; answerTimeoutMs: number; tls?: boolean }) {
+    this.#tls = options.tls ?? false;
     this.#host = options.host;
     this.#port = options.port;
     this.#maxSockets = options.maxSockets;
@@ -81,7 +85,7 @@ export class PlainHttpClient {
 
   #fresh(): Connection {
     this.#open++;
-    const conn: Connection = new Connection(this.#host, this.#port, {
+    const conn: Connection = new Connection(this.#host, this.#port, this.#tls, {
       reusable: () => this.#give(conn),
       gone: () => {
         this.#open--;
@@ -129,14 +133,13 @@ class Connection {
   #body: { resolve(): void; reject(err: Error): void } | undefined;
   #failure: Error | undefined;
 
-  constructor(host: string, port: number, owner: Owner) {
+  constructor(host: string, port: number, secure: boolean, owner: Owner) {
     this.#owner = owner;
-    this.#socket = net.connect({
-      host,
-      port,
-      noDelay: true,
-      onread: { buffer: Buffer.allocUnsafe(READ_BUFFER), callback: (n: number, buf: Buffer) => this.#onRead(buf, n) },
-    });
+    const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER), callback: (n: number, buf: Buffer) => this.#onRead(buf, n) };
+    // A TLS socket reads into the one buffer too: tls.connect takes net's onread (documented; missing from
+    // @types/node). Requests written before the handshake ends wait for it.
+    const tlsOptions = { host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), onread } as tls.ConnectionOptions;
+    this.#socket = secure ? tls.connect(tlsOptions).setNoDelay(true) : net.connect({ host, port, noDelay: true, onread });
     this.#socket.on('error', (err) => this.#fail(err));
     this.#socket.on('end', () => this.#fail(new Error('the server closed the connection')));
     this.#socket.on('close', () => {

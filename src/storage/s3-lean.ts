@@ -12,8 +12,8 @@ import { parseListPage, type ListedPage } from './s3-list-page.ts';
 /**
  * The hot S3 requests without the SDK's middleware: GET of a whole object, one ListObjectsV2 page, and PUT of a
  * blob held in memory, signed by @smithy/signature-v4 (the SDK's own signer) with the SDK client's credential
- * provider (refreshed when they expire) and region. They go over undici (one keep-alive pool per origin), but for
- * GETs over plain http, which go through plain-http.ts (measured there).
+ * provider (refreshed when they expire) and region. PUTs (and answers plain-http.ts cannot frame) go over undici,
+ * one keep-alive pool per origin; GETs over http and https through plain-http.ts (measured there).
  *
  * Why: the SDK's stack (schema serde, endpoint rules, retry, checksums, user agent) costs ~1.0 ms of CPU per
  * PutObject against ~0.4 ms here (5,000 PUTs of 20 KiB to MinIO, 16 at once), and ~0.8 ms per GetObject; with two
@@ -55,7 +55,7 @@ function hmacKey(secret: string | ArrayBuffer | ArrayBufferView): KeyObject {
   const id = typeof bytes === 'string' ? `s:${bytes}` : `b:${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')}`;
   let key = keyObjects.get(id);
   if (!key) {
-    if (keyObjects.size >= 8) keyObjects.clear(); // a few credentials and days at most
+    if (keyObjects.size >= 16) keyObjects.clear(); // a day's derivation and the per-request keys of a few credentials
     key = createSecretKey(typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
     keyObjects.set(id, key);
   }
@@ -193,9 +193,9 @@ export class LeanS3 {
         .map((name) => `${encodeUri(name)}=${encodeUri(query[name]!)}`)
         .join('&');
       const target = search ? `${path}?${search}` : path;
-      if (method === 'GET' && origin.startsWith('http:')) {
-        // GETs over plain http: the hand-written client (plain-http.ts, why there); an answer it cannot frame
-        // (chunked) is asked again through undici below.
+      if (method === 'GET') {
+        // GETs: the hand-written client (plain-http.ts, why there); an answer it cannot frame (chunked) is asked
+        // again through undici below.
         const plain = await this.#plainFor(origin).get(target, signed.headers as Record<string, string>);
         if (plain !== 'unframed') return plain;
       }
@@ -232,7 +232,8 @@ export class LeanS3 {
     let client = this.#plain.get(origin);
     if (!client) {
       const url = new URL(origin);
-      client = new PlainHttpClient({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), maxSockets: this.#options.connections, answerTimeoutMs: ANSWER_TIMEOUT_MS });
+      const secure = url.protocol === 'https:';
+      client = new PlainHttpClient({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (secure ? 443 : 80)), maxSockets: this.#options.connections, answerTimeoutMs: ANSWER_TIMEOUT_MS, tls: secure });
       this.#plain.set(origin, client);
     }
     return client;

@@ -213,6 +213,19 @@ export class S3Store implements ObjectStore {
 
 }
 
+/** Where the AWS SDK's default chain looked for credentials, as this process is configured (for the message). */
+function credentialSources(): string {
+  const env = process.env;
+  const home = env.HOME ?? '~';
+  return [
+    'the config and job options',
+    'AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY',
+    `the profile ${JSON.stringify(env.AWS_PROFILE || 'default')} in ${env.AWS_SHARED_CREDENTIALS_FILE || `${home}/.aws/credentials`} and ${env.AWS_CONFIG_FILE || `${home}/.aws/config`} (SSO and credential_process included)`,
+    'a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE)',
+    'the container and instance metadata services',
+  ].join(', ');
+}
+
 function errorName(err: unknown): string | undefined {
   return err instanceof Error ? err.name : undefined;
 }
@@ -253,14 +266,19 @@ export function mapS3Error(
   if (name === 'NoSuchKey' || (opts.notFound === 'not-found' && status === 404)) {
     return new StorageError('not-found', `not found: ${where} ${via}`, { cause: err });
   }
+  if (name === 'CredentialsProviderError') {
+    return new StorageError('access-denied', `cannot ${action} ${where}: no AWS credentials were found (looked in ${credentialSources()})`, {
+      cause: err,
+      hint: 'give the job or repository accessKeyId and secretAccessKey (as secret references), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE',
+    });
+  }
   if (
     status === 403 ||
     status === 401 ||
     name === 'AccessDenied' ||
     name === 'InvalidAccessKeyId' ||
     name === 'SignatureDoesNotMatch' ||
-    name === 'Forbidden' ||
-    name === 'CredentialsProviderError'
+    name === 'Forbidden'
   ) {
     const why = name && name !== 'Unknown' && name !== 'Forbidden' ? name : `HTTP ${status ?? 403}`;
     return new StorageError('access-denied', `access denied: cannot ${action} ${where} ${via}: ${why}`, {

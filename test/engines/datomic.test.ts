@@ -8,6 +8,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDatomic } from '../../src/engines/datomic/cli.ts';
+import { BakError } from '../../src/errors.ts';
 import { readIndex } from '../../src/repository/index-blobs.ts';
 import type { Manifest } from '../../src/repository/manifest.ts';
 import { Repository } from '../../src/repository/repository.ts';
@@ -172,6 +174,16 @@ describe('datomic engine against a stand-in of bin/datomic', () => {
     const next = await backup();
     expect(next.code, show(next)).toBe(0);
     expect(json<Manifest>(next).engineDetails).toMatchObject({ t: 4000, segments: 50, newSegments: 5 });
+  });
+
+  it('a backup folder with no root (:restore/no-roots, which bak never writes) is a clear error, exit 1', async () => {
+    // bak always stores the root of t with a snapshot, so this comes from the tool itself, run as bak runs it.
+    const empty = await mkdtemp(path.join(work, 'no-roots-'));
+    process.env.DATOMIC_STANDIN_HOME = home;
+    const err = await runDatomic(DATOMIC_STANDIN, [], 'restore-db', [`file:${empty}`, uniqueDbUri('nowhere'), '1000'], { secrets: [] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BakError);
+    expect((err as BakError).exitCode).toBe(1);
+    expect((err as Error).message).toMatch(/bin\/datomic restore-db exited with code 255:[\s\S]*:restore\/no-roots/);
   });
 
   it('restore-db failures map to exit 1 with the tool\'s words', async () => {

@@ -194,6 +194,13 @@ describe.each(BACKENDS)('postgres engine round trip on %s', (backend) => {
     expect(JSON.stringify(manifest.engineDetails.databases)).toContain(h.source);
 
     expect(await h.snapshotIds()).toEqual([manifest.id]);
+
+    // `bak show` names a table's data by the table (the file id stays in --json).
+    const shown = await h.cli(['show', manifest.id]);
+    expect(shown.code, show(shown)).toBe(0);
+    expect(shown.stdout).toContain(`${h.source}: public.customers`);
+    expect(shown.stdout).not.toMatch(/^\S+\/\d+\.dat /m);
+    expect(shown.stdout).toContain(`${h.source}/toc.dat`);
   });
 
   it('restores into a new database (--as) with the same schema, rows, sequences and large object; the integrity check passes', async () => {

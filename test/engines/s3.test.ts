@@ -480,6 +480,17 @@ describe('s3 engine, bad input (local repository): failed backups leave no snaps
     expect(await snapshots()).toEqual([]);
   });
 
+  it('no credentials anywhere: exit 1, saying none were found and where bak looked', async () => {
+    const none = { ...awsEnv(minio), AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_EC2_METADATA_DISABLED: 'true' };
+    const r = await runBak(['--config', config, 'backup', `s3://${source}`, ...s3Flags(minio.endpoint)], { env: none });
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stderr).toContain('no AWS credentials were found');
+    expect(r.stderr).toContain('AWS_ACCESS_KEY_ID');
+    expect(r.stderr).toContain('/nonexistent/aws-credentials');
+    expect(r.stderr).not.toContain('CredentialsProviderError');
+    expect(await snapshots()).toEqual([]);
+  }, 60_000);
+
   it('a wrong secret in the job options wins over a good AWS chain: exit 1 "access denied"', async () => {
     const wrong = 'wrong-job-secret-0815';
     const r = await runBak(['--config', config, 'backup', '--job', 'denied'], {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { findEngine } from '../../engines/registry.ts';
 import { formatBytes, formatTable, formatTime, printJson } from '../output.ts';
 import { action } from '../program.ts';
 
@@ -15,6 +16,7 @@ export function registerShow(program: Command): void {
           printJson(ctx.out, m);
           return;
         }
+        const engine = findEngine(m.engine);
         const lines = [
           `snapshot   ${m.id}`,
           `status     ${m.status}`,
@@ -35,7 +37,7 @@ export function registerShow(program: Command): void {
           ctx.out.write(
             formatTable(
               ['ITEM', 'KIND', 'SIZE', 'ROWS', 'BLOBS', 'CHECKSUM'],
-              m.items.map((i) => [i.name, i.kind, formatBytes(i.bytes), i.rows === undefined ? '-' : String(i.rows), String(i.blobs.length), i.checksum.slice(0, 19)]),
+              m.items.map((i) => [engine?.itemLabel?.(i) ?? i.name, i.kind, formatBytes(i.bytes), i.rows === undefined ? '-' : String(i.rows), String(i.blobs.length), i.checksum.slice(0, 19)]),
             ),
           );
         }

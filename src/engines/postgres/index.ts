@@ -18,6 +18,12 @@ export const postgresEngine: Engine = {
   restore: async (ctx, manifest, target) => (await restore()).restorePostgres(ctx, manifest, target),
   // Nothing is kept outside the repository.
   release: async () => {},
+  // A table's data file (bak_demo/3341.dat) as the table it holds: bak_demo: public.orders. The file id stays in --json.
+  itemLabel(item) {
+    const d = item.details as { database?: unknown; schema?: unknown; table?: unknown } | undefined;
+    if (typeof d?.table !== 'string' || d.table === '') return item.name;
+    return `${String(d.database ?? '')}: ${d.schema ? `${String(d.schema)}.` : ''}${d.table}`;
+  },
   async listSources(uri, options) {
     const source = parsePostgresSource(uri, options);
     const { connect, listDatabases } = await connection();
