@@ -1,6 +1,6 @@
 import type { Storage } from '@google-cloud/storage';
 import { Pool } from 'undici';
-import { readAll } from '../util/push-source.ts';
+import { discard, readAll } from '../util/push-source.ts';
 import { exchange, type Exchanged } from './http-exchange.ts';
 
 /**
@@ -34,7 +34,7 @@ export class LeanGcs {
     const query = `uploadType=media&ifGenerationMatch=0&name=${encodeURIComponent(name)}`;
     const answer = await this.#send('POST', `/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?${query}`, { 'content-type': 'application/octet-stream', 'content-length': String(length) }, parts);
     if (!answer) return undefined;
-    answer.body.pipe(() => true).catch(() => undefined);
+    discard(answer.body);
     if (answer.status === 200) return { created: true };
     if (answer.status === 412) return { created: false };
     return undefined;
@@ -45,7 +45,7 @@ export class LeanGcs {
     const answer = await this.#send('GET', `/download/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(name)}?alt=media`, {});
     if (!answer) return undefined;
     if (answer.status !== 200) {
-      answer.body.pipe(() => true).catch(() => undefined);
+      discard(answer.body);
       return undefined;
     }
     try {

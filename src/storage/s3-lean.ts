@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Pool } from 'undici';
-import { readAll, type PushSource } from '../util/push-source.ts';
+import { discard, readAll, type PushSource } from '../util/push-source.ts';
 import { exchange } from './http-exchange.ts';
 import { PlainHttpClient } from './plain-http.ts';
 import { parseListPage, type ListedPage } from './s3-list-page.ts';
@@ -102,11 +102,6 @@ interface ResolvedConfig {
   region: () => Promise<string>;
 }
 
-/** Reads an answer's (small) body to its end, so its connection goes back to the pool. */
-function discard(answer: LeanAnswer): void {
-  answer.body.pipe(() => true).catch(() => undefined);
-}
-
 interface BucketBase {
   origin: string;
   host: string;
@@ -166,7 +161,7 @@ export class LeanS3 {
     if (options.ifAbsent) headers['if-none-match'] = '*';
     const answer = await this.send('PUT', bucket, key, {}, headers, parts);
     if (!answer) return undefined;
-    discard(answer);
+    discard(answer.body);
     if (answer.status === 200) return { created: true };
     if (options.ifAbsent && answer.status === 412) return { created: false };
     return undefined;
@@ -222,7 +217,7 @@ export class LeanS3 {
 
   #expect200(answer: LeanAnswer | undefined): LeanAnswer | undefined {
     if (answer && answer.status !== 200) {
-      discard(answer);
+      discard(answer.body);
       return undefined;
     }
     return answer;

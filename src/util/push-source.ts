@@ -45,6 +45,11 @@ export function mappingErrors(source: PushSource, mapError: (err: Error) => Erro
   };
 }
 
+/** Reads a (small) answer's body to its end, unkept, so its connection can serve the next request. */
+export function discard(source: PushSource): void {
+  source.pipe(() => true).catch(() => undefined);
+}
+
 /** Reads a whole PushSource into one buffer, sized by the length announced (it grows if more arrives). */
 export async function readAll(source: PushSource, expectedLength: number): Promise<Buffer> {
   let out = Buffer.allocUnsafe(expectedLength);
