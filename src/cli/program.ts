@@ -4,6 +4,7 @@ import { BAK_VERSION } from '../version.ts';
 import { CliContext } from './context.ts';
 import { registerBackup } from './commands/backup.ts';
 import { registerConfigCommands } from './commands/config.ts';
+import { registerDiff } from './commands/diff.ts';
 import { registerExport } from './commands/export.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerInit } from './commands/init.ts';
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerRestore(program);
   registerSnapshots(program);
   registerShow(program);
+  registerDiff(program);
   registerVerify(program);
   registerExport(program);
   registerSources(program);

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { compareKeys } from '../../src/engines/s3/keys.ts';
+import { compareKeys } from '../../src/util/key-order.ts';
 import { parseListPage } from '../../src/storage/s3-list-page.ts';
 
 describe('S3 key order', () => {

@@ -9,10 +9,11 @@ import { isNotFound, StorageError } from '../../storage/object-store.ts';
 import { createS3Client, mapS3Error } from '../../storage/s3.ts';
 import { LeanS3 } from '../../storage/s3-lean.ts';
 import { Limiter } from '../../util/concurrency.ts';
+import { compareKeys } from '../../util/key-order.ts';
 import { readAll } from '../../util/push-source.ts';
 import { withRetry } from '../../util/retry.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
-import { compareKeys, keyFilter } from './keys.ts';
+import { keyFilter } from './keys.ts';
 import { headObjectMetadata, listCurrentVersions, listObjects, openObject, SplitCollector, type ListedObject, type ObjectMetadata, type OpenedObject, type S3Context } from './objects.ts';
 import { storeSettingsOf, type S3Source } from './source.ts';
 

@@ -11,8 +11,8 @@ import { StorageError } from '../../storage/object-store.ts';
 import { mapS3Error } from '../../storage/s3.ts';
 import type { LeanS3 } from '../../storage/s3-lean.ts';
 import type { ListedPage } from '../../storage/s3-list-page.ts';
+import { compareKeys } from '../../util/key-order.ts';
 import { mappingErrors, pushSourceOf, type PushSource } from '../../util/push-source.ts';
-import { compareKeys } from './keys.ts';
 
 /** One object as the listing shows it. */
 export interface ListedObject {

@@ -10,7 +10,8 @@ import { TaskPool } from '../../util/concurrency.ts';
 import { withRetry } from '../../util/retry.ts';
 import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
 import { copyEntrySchema, OBJECTS_INDEX, s3ContextOf, s3DetailsSchema, versionEntrySchema, type CopyEntry, type VersionEntry } from './backup.ts';
-import { compareKeys, keyFilter } from './keys.ts';
+import { compareKeys } from '../../util/key-order.ts';
+import { keyFilter } from './keys.ts';
 import { encodeTags, getObject, headObjectMetadata, listObjects, sameMetadata, type ListedObject, type S3Context } from './objects.ts';
 import { parseS3Uri, s3ConnectionFields } from './source.ts';
 
