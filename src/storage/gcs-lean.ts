@@ -1,7 +1,7 @@
 import type { Storage } from '@google-cloud/storage';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { discard, readAll } from '../util/push-source.ts';
-import { exchange, type Exchanged } from './http-exchange.ts';
+import { exchange, leanPool, type Exchanged } from './http-exchange.ts';
 
 /**
  * The two hot GCS requests of a repository without @google-cloud/storage's per-request machinery: a create-only
@@ -25,7 +25,7 @@ export class LeanGcs {
     this.#storage = storage;
     this.#origin = new URL(options.apiEndpoint).origin;
     this.#auth = options.authenticate;
-    this.#pool = new Pool(this.#origin, { connections: options.connections, headersTimeout: 10_000, bodyTimeout: 120_000, connectTimeout: 10_000 });
+    this.#pool = leanPool(this.#origin, options.connections);
   }
 
   /** Uploads `parts` (in order, never joined) as `name`: `created` false if it exists (412); undefined: ask the library. */

@@ -15,11 +15,10 @@ import {
   type PutBody,
 } from './object-store.ts';
 import { LeanGcs } from './gcs-lean.ts';
+import { LEAN_CONNECTIONS } from './http-exchange.ts';
 import type { StoreSettings } from './open.ts';
 
 const PAGE_SIZE = 1000;
-/** Connections of the lean client: above what any caller has in flight (more would queue in the pool). */
-const LEAN_CONNECTIONS = 64;
 /** Streams at least this long (or of unknown length) go resumable, so a dropped connection does not restart from zero. */
 const RESUMABLE_FROM = 8 * 1024 * 1024;
 

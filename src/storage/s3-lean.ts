@@ -3,9 +3,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { discard, readAll, type PushSource } from '../util/push-source.ts';
-import { exchange } from './http-exchange.ts';
+import { exchange, leanPool } from './http-exchange.ts';
 import { PlainHttpClient } from './plain-http.ts';
 import { parseListPage, type ListedPage } from './s3-list-page.ts';
 
@@ -42,8 +42,6 @@ export interface LeanOptions {
 const UNSIGNED = 'UNSIGNED-PAYLOAD';
 /** No answer head within this: the SDK tries instead (and fails as it is configured to). */
 const ANSWER_TIMEOUT_MS = 10_000;
-/** A body that sends nothing for this long is dead; a slow one that keeps sending is never cut. */
-const BODY_IDLE_MS = 120_000;
 
 // The signer keys two HMACs per request: one by the secret key (to look its signing key up in its cache), one by the
 // day's signing key. Keyed by a string or bytes, node:crypto converts the key on every call (~9 µs, five times the
@@ -128,7 +126,7 @@ export class LeanS3 {
 
   /** A GET of a whole object answered 200, or undefined when the SDK should ask instead. */
   async get(bucket: string, key: string): Promise<LeanAnswer | undefined> {
-    return this.#expect200(await this.send('GET', bucket, key, {}));
+    return this.#expect200(await this.#send('GET', bucket, key, {}));
   }
 
   /** One page of ListObjectsV2 (up to 1,000 keys), or undefined when the SDK should ask instead (and map the error). */
@@ -136,7 +134,7 @@ export class LeanS3 {
     const query: Record<string, string> = { 'list-type': '2', 'max-keys': '1000', prefix };
     if (from.token !== undefined) query['continuation-token'] = from.token;
     else if (from.startAfter !== undefined) query['start-after'] = from.startAfter;
-    const answer = this.#expect200(await this.send('GET', bucket, undefined, query));
+    const answer = this.#expect200(await this.#send('GET', bucket, undefined, query));
     if (!answer) return undefined;
     try {
       return parseListPage((await readAll(answer.body, answer.length)).toString('utf8'));
@@ -159,7 +157,7 @@ export class LeanS3 {
     // The payload's hash is signed: the server checks what arrived against it.
     const headers: Record<string, string> = { 'content-length': String(length), 'x-amz-content-sha256': hash.digest('hex') };
     if (options.ifAbsent) headers['if-none-match'] = '*';
-    const answer = await this.send('PUT', bucket, key, {}, headers, parts);
+    const answer = await this.#send('PUT', bucket, key, {}, headers, parts);
     if (!answer) return undefined;
     discard(answer.body);
     if (answer.status === 200) return { created: true };
@@ -168,7 +166,7 @@ export class LeanS3 {
   }
 
   /** A signed request; its answer whatever the status, or undefined on any failure before one. */
-  async send(method: 'GET' | 'PUT', bucket: string, key: string | undefined, query: Record<string, string>, headers: Record<string, string> = {}, body?: readonly Buffer[]): Promise<LeanAnswer | undefined> {
+  async #send(method: 'GET' | 'PUT', bucket: string, key: string | undefined, query: Record<string, string>, headers: Record<string, string> = {}, body?: readonly Buffer[]): Promise<LeanAnswer | undefined> {
     try {
       this.#region ??= await this.#config.region();
       const { origin, host, hostname, port, path: bucketPath } = this.#bucketBase(bucket, this.#region);
@@ -196,7 +194,7 @@ export class LeanS3 {
       }
       const answer = await exchange(this.#poolFor(origin), {
         method,
-        path: search ? `${path}?${search}` : path,
+        path: target,
         headers: signed.headers,
         // undici sends an iterable's pieces in turn (its types omit it): content stored as [tag, content] is never joined.
         ...(body ? { body: body.length === 1 ? body[0]! : (body as unknown as Buffer) } : {}),
@@ -237,7 +235,7 @@ export class LeanS3 {
   #poolFor(origin: string): Pool {
     let pool = this.#pools.get(origin);
     if (!pool) {
-      pool = new Pool(origin, { connections: this.#options.connections, headersTimeout: ANSWER_TIMEOUT_MS, bodyTimeout: BODY_IDLE_MS, connectTimeout: ANSWER_TIMEOUT_MS });
+      pool = leanPool(origin, this.#options.connections);
       this.#pools.set(origin, pool);
     }
     return pool;

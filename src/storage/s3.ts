@@ -23,6 +23,7 @@ import {
   type PutBody,
 } from './object-store.ts';
 import type { StoreSettings } from './open.ts';
+import { LEAN_CONNECTIONS } from './http-exchange.ts';
 import { LeanS3 } from './s3-lean.ts';
 import { readAll } from '../util/push-source.ts';
 
@@ -56,8 +57,6 @@ export function createS3Client(settings: StoreSettings): { client: S3Client; end
 /** 8 MiB parts: few requests for big objects, and at most queueSize × 8 MiB held in memory while uploading. */
 const PART_SIZE = 8 * 1024 * 1024;
 const PAGE_SIZE = 1000;
-/** Connections of the lean client: above what any caller has in flight (more would queue in the pool). */
-const LEAN_CONNECTIONS = 64;
 
 /** S3 and S3-compatible servers (MinIO, Ceph, R2 …). Keys live under `prefix` ('' or ending in '/'). */
 export class S3Store implements ObjectStore {
