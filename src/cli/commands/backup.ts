@@ -1,9 +1,8 @@
 import { Option, type Command } from 'commander';
-import { resolveSecretsDeep } from '../../config/secrets.ts';
-import { engineNameForUri, getEngine } from '../../engines/registry.ts';
 import { ExitCode, UsageError } from '../../errors.ts';
 import { runBackup } from '../../operations/backup.ts';
-import { durationMs, retentionHorizonDays } from '../../repository/retention.ts';
+import { prepareSource } from '../../operations/job-source.ts';
+import { durationMs } from '../../repository/retention.ts';
 import { formatBytes, printJson } from '../output.ts';
 import { action, parsePositiveInt } from '../program.ts';
 
@@ -87,23 +86,11 @@ export function registerBackup(program: Command): void {
     .action(
       action(async (ctx, uri: string | undefined, flags: BackupFlags) => {
         if (Boolean(uri) === Boolean(flags.job)) throw new UsageError('give a source URI or --job, not both and not neither');
-        const job = flags.job !== undefined ? ctx.config.config.jobs[flags.job] : undefined;
-        if (flags.job !== undefined && !job) throw new UsageError(`no job named "${flags.job}" in ${ctx.config.file ?? 'the config (no config file found)'}`);
-        const sourceUri = job?.source ?? uri!;
-        const engineName = flags.engine ?? job?.engine ?? engineNameForUri(sourceUri);
-        const engine = getEngine(engineName);
-        const resolved = resolveSecretsDeep(job?.options ?? {}, `jobs.${flags.job}.options`);
-        const options: Record<string, unknown> = { ...(resolved.value as Record<string, unknown>) };
-        if (flags.database) options.databases = flags.database;
-        // BigQuery table snapshots expire a little after the job's retention would forget them.
-        if (engineName === 'bigquery' && job?.retention && options.retentionDays === undefined) {
-          const days = retentionHorizonDays(job.retention);
-          if (days !== undefined) options.retentionDays = days;
-        }
-        if (flags.excludeDatabase) options.excludeDatabases = flags.excludeDatabase;
-        if (flags.jobs !== undefined) options.jobs = flags.jobs;
-        if (flags.allowPartial) options.allowPartial = true;
         const engineFlags = {
+          databases: flags.database,
+          excludeDatabases: flags.excludeDatabase,
+          jobs: flags.jobs,
+          allowPartial: flags.allowPartial ? true : undefined,
           mode: flags.mode,
           include: flags.include,
           exclude: flags.exclude,
@@ -128,10 +115,7 @@ export function registerBackup(program: Command): void {
           datomicBin: flags.datomicBin,
           paceMsec: flags.pace,
         };
-        // Each engine validates the options it takes and names any it does not.
-        for (const [key, value] of Object.entries(engineFlags)) if (value !== undefined) options[key] = value;
-        const source = engine.parseSource(sourceUri, options);
-        source.secrets.push(...resolved.secrets);
+        const { engine, source, job } = prepareSource(ctx.config.config, { job: flags.job, uri, engine: flags.engine, overrides: engineFlags }, ctx.config.file);
 
         const repo = await ctx.openRepository(flags.job !== undefined ? { job: flags.job } : {});
         const started = Date.now();
