@@ -13,6 +13,7 @@ import { registerRestore } from './commands/restore.ts';
 import { registerShow } from './commands/show.ts';
 import { registerSnapshots } from './commands/snapshots.ts';
 import { registerSources } from './commands/sources.ts';
+import { registerStats } from './commands/stats.ts';
 import { registerUnlock } from './commands/unlock.ts';
 import { registerVerify } from './commands/verify.ts';
 
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerBackup(program);
   registerRestore(program);
   registerSnapshots(program);
+  registerStats(program);
   registerShow(program);
   registerDiff(program);
   registerVerify(program);
