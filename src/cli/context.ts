@@ -5,7 +5,9 @@ import { createLogger, type Logger } from '../log.ts';
 import { Repository } from '../repository/repository.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { openStore } from '../storage/open.ts';
+import { NO_PROGRESS, type ProgressSink } from '../operations/progress.ts';
 import { stdoutOutput, type Output } from './output.ts';
+import { TerminalProgress } from './progress.ts';
 
 export interface GlobalOptions {
   config?: string;
@@ -14,6 +16,8 @@ export interface GlobalOptions {
   verbose?: boolean;
   quiet?: boolean;
   concurrency?: number;
+  /** --progress / --no-progress; undefined: shown when stderr is a terminal and neither --json nor --quiet. */
+  progress?: boolean;
 }
 
 /** What every command needs: flags, config, logger, output, and the repository opened on demand. */
@@ -21,12 +25,15 @@ export class CliContext {
   readonly globals: GlobalOptions;
   readonly log: Logger;
   readonly out: Output;
+  private readonly progressLine: TerminalProgress | undefined;
   private loaded: LoadedConfig | undefined;
   private readonly stores: ObjectStore[] = [];
 
   constructor(command: Command) {
     this.globals = command.optsWithGlobals<GlobalOptions>();
-    this.log = createLogger({ verbose: this.globals.verbose, quiet: this.globals.quiet, json: this.globals.json });
+    const showProgress = this.globals.progress ?? (Boolean(process.stderr.isTTY) && !this.globals.json && !this.globals.quiet);
+    this.progressLine = showProgress ? new TerminalProgress({ forced: !process.stderr.isTTY }) : undefined;
+    this.log = createLogger({ verbose: this.globals.verbose, quiet: this.globals.quiet, json: this.globals.json, sink: this.progressLine });
     this.out = stdoutOutput(Boolean(this.globals.json));
   }
 
@@ -57,7 +64,20 @@ export class CliContext {
     return Repository.open(store, { concurrency: this.concurrency });
   }
 
+  /** A progress line for one operation (backup, restore …) when one is wanted; else a sink that draws nothing. */
+  startProgress(title: string): ProgressSink {
+    if (!this.progressLine) return NO_PROGRESS;
+    this.progressLine.begin(title);
+    return this.progressLine;
+  }
+
+  /** Ends the line: at 100 % when the operation succeeded, else where it stopped. */
+  endProgress(succeeded: boolean): void {
+    this.progressLine?.end(succeeded);
+  }
+
   async close(): Promise<void> {
+    this.progressLine?.end(false);
     await Promise.all(this.stores.map((s) => s.close?.().catch(() => undefined)));
   }
 }

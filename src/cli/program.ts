@@ -10,6 +10,7 @@ import { registerGc } from './commands/gc.ts';
 import { registerInit } from './commands/init.ts';
 import { registerPin } from './commands/pin.ts';
 import { registerRestore } from './commands/restore.ts';
+import { registerRun } from './commands/run.ts';
 import { registerShow } from './commands/show.ts';
 import { registerSnapshots } from './commands/snapshots.ts';
 import { registerSources } from './commands/sources.ts';
@@ -50,6 +51,8 @@ export function buildProgram(): Command {
     .option('--json', 'print results as JSON on stdout (logs stay on stderr)')
     .option('-v, --verbose', 'log debug details')
     .option('-q, --quiet', 'log only warnings and errors')
+    .option('--progress', 'draw a progress line on stderr even when it is not a terminal, or with --json or --quiet')
+    .option('--no-progress', 'no progress line, even on a terminal')
     .addOption(new Option('--concurrency <n>', 'parallel transfers and checks (default: config, else 4)').argParser(parsePositiveInt))
     .showSuggestionAfterError(true)
     .exitOverride();
@@ -65,6 +68,7 @@ export function buildProgram(): Command {
   registerExport(program);
   registerSources(program);
   registerGc(program);
+  registerRun(program);
   registerPin(program);
   registerConfigCommands(program);
   registerUnlock(program);

@@ -56,6 +56,19 @@ export const retentionSchema = z
   });
 export type RetentionConfig = z.infer<typeof retentionSchema>;
 
+/** Pinged around each run of a job; the URLs are secret references (a healthchecks URL is a credential) and never logged. */
+export const hooksSchema = z
+  .object({
+    /** The healthchecks.io convention: POST <url>/start, then <url> on success or <url>/fail, the summary as the body. */
+    ping: secretSchema.optional(),
+    /** POST of a JSON body ({event, job, ok, summary …}) on start, success and failure. */
+    webhook: secretSchema.optional(),
+    /** Each request gives up after this long; a failed ping is a warning, never a failed backup. */
+    timeoutSeconds: positiveInt.max(120).optional(),
+  })
+  .strict();
+export type HooksConfig = z.infer<typeof hooksSchema>;
+
 export const jobConfigSchema = z
   .object({
     engine: z.enum(ENGINE_NAMES),
@@ -66,6 +79,7 @@ export const jobConfigSchema = z
     options: z.record(z.string(), z.unknown()).default({}),
     retention: retentionSchema.optional(),
     tags: z.array(z.string().min(1)).default([]),
+    hooks: hooksSchema.optional(),
   })
   .strict();
 export type JobConfig = z.infer<typeof jobConfigSchema>;
@@ -81,6 +95,8 @@ export const configSchema = z
         concurrency: positiveInt.max(64).optional(),
         /** Blobs younger than this are never pruned (gc). */
         pruneGracePeriod: durationSchema.optional(),
+        /** Prometheus text-format file (node_exporter's textfile collector) that backup, run and verify update per job. */
+        metricsFile: z.string().min(1).optional(),
       })
       .strict()
       .default({}),

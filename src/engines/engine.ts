@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import type { ProgressSink } from '../operations/progress.ts';
 import type { VerifyLevel, VerifyProblem } from '../repository/checker.ts';
 import type { Manifest, ManifestItem } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
@@ -18,6 +19,8 @@ export interface EngineContext {
   log: Logger;
   concurrency: number;
   signal?: AbortSignal;
+  /** How far the engine is (items and bytes of the source, what it is on now); absent when nobody watches. */
+  progress?: ProgressSink | undefined;
 }
 
 export interface BackupContext extends EngineContext {

@@ -1,5 +1,6 @@
 import type { Engine, Source } from '../engines/engine.ts';
 import type { Logger } from '../log.ts';
+import type { ProgressSink } from './progress.ts';
 import type { Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { sourceKeyOf } from '../repository/source-key.ts';
@@ -14,6 +15,7 @@ export interface BackupRequest {
   concurrency: number;
   signal?: AbortSignal;
   lockWaitMs?: number;
+  progress?: ProgressSink | undefined;
 }
 
 /**
@@ -40,6 +42,7 @@ export async function runBackup(repo: Repository, request: BackupRequest): Promi
       source,
       writer,
       parent,
+      progress: request.progress,
       ...(request.signal ? { signal: request.signal } : {}),
     });
     return await writer.commit({

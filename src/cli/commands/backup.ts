@@ -2,6 +2,8 @@ import { Option, type Command } from 'commander';
 import { ExitCode, UsageError } from '../../errors.ts';
 import { runBackup } from '../../operations/backup.ts';
 import { prepareSource } from '../../operations/job-source.ts';
+import { runJob } from '../../operations/run.ts';
+import type { Manifest } from '../../repository/manifest.ts';
 import { durationMs } from '../../repository/retention.ts';
 import { formatBytes, printJson } from '../output.ts';
 import { action, parsePositiveInt } from '../program.ts';
@@ -38,6 +40,7 @@ interface BackupFlags {
   fresh?: boolean;
   datomicBin?: string;
   pace?: number;
+  metricsFile?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -83,9 +86,11 @@ export function registerBackup(program: Command): void {
     .option('--allow-partial', 'keep a snapshot of what succeeded when some part fails (status partial, exit 1)')
     .option('--tag <tag>', 'a tag to record on the snapshot (repeatable)', collect)
     .option('--lock-wait <duration>', 'wait up to this long for a running gc (e.g. 10m)', '0h')
+    .option('--metrics-file <path>', "with --job: update the job's series in this Prometheus text-format file (default: config defaults.metricsFile)")
     .action(
       action(async (ctx, uri: string | undefined, flags: BackupFlags) => {
         if (Boolean(uri) === Boolean(flags.job)) throw new UsageError('give a source URI or --job, not both and not neither');
+        if (flags.job !== undefined && flags.engine !== undefined) throw new UsageError('--engine is for a source URI: a job names its engine in the config');
         const engineFlags = {
           databases: flags.database,
           excludeDatabases: flags.excludeDatabase,
@@ -115,19 +120,38 @@ export function registerBackup(program: Command): void {
           datomicBin: flags.datomicBin,
           paceMsec: flags.pace,
         };
-        const { engine, source, job } = prepareSource(ctx.config.config, { job: flags.job, uri, engine: flags.engine, overrides: engineFlags }, ctx.config.file);
-
-        const repo = await ctx.openRepository(flags.job !== undefined ? { job: flags.job } : {});
         const started = Date.now();
-        const manifest = await runBackup(repo, {
-          engine,
-          source,
-          job: flags.job ?? null,
-          tags: [...(job?.tags ?? []), ...(flags.tag ?? [])],
-          log: ctx.log,
-          concurrency: ctx.concurrency,
-          lockWaitMs: durationMs(flags.lockWait),
-        });
+        const tags = flags.tag ?? [];
+        const metricsFile = flags.metricsFile ?? ctx.config.config.defaults.metricsFile;
+        let manifest: Manifest;
+        if (flags.job !== undefined) {
+          // A job's backup pings its hooks and updates the metrics file, as `bak run` does (without the retention).
+          const progress = ctx.startProgress(`backup job ${flags.job}`);
+          const result = await runJob({
+            job: flags.job,
+            config: ctx.config.config,
+            configFile: ctx.config.file,
+            openRepository: (job) => ctx.openRepository({ job }),
+            log: ctx.log,
+            concurrency: ctx.concurrency,
+            lockWaitMs: durationMs(flags.lockWait),
+            graceMs: 0,
+            retention: false,
+            overrides: engineFlags,
+            extraTags: tags,
+            metricsFile,
+            progress,
+          });
+          if (!result.manifest) throw result.error;
+          manifest = result.manifest;
+        } else {
+          if (flags.metricsFile !== undefined) throw new UsageError('--metrics-file needs --job: metrics are kept per job');
+          const { engine, source } = prepareSource(ctx.config.config, { uri, engine: flags.engine, overrides: engineFlags }, ctx.config.file);
+          const repo = await ctx.openRepository();
+          const progress = ctx.startProgress(`backup ${source.uri}`);
+          manifest = await runBackup(repo, { engine, source, tags, log: ctx.log, concurrency: ctx.concurrency, lockWaitMs: durationMs(flags.lockWait), progress });
+        }
+        ctx.endProgress(manifest.status === 'complete');
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         if (ctx.out.json) printJson(ctx.out, manifest);
         else {

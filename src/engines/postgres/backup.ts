@@ -93,6 +93,7 @@ export async function backupPostgres(ctx: BackupContext & { source: PostgresSour
   const dumped: DumpedDatabase[] = [];
   try {
     for (const db of selected) {
+      ctx.progress?.activity(`${db.name}: pg_dump`);
       try {
         dumped.push(await backupDatabase(ctx, tools, db));
       } catch (err) {
@@ -124,8 +125,9 @@ async function backupGlobals(ctx: BackupContext & { source: PostgresSource }, to
   if (!ctx.source.options.rolePasswords) args.push('--no-role-passwords');
   const tool = streamTool(tools.pgDumpall, args, { env: toolEnv(conn), secrets: ctx.source.secrets });
   tool.stdin.end();
-  await ctx.writer.addItem({ name: GLOBALS_ITEM, kind: GLOBALS_KIND }, tool.stdout);
+  const item = await ctx.writer.addItem({ name: GLOBALS_ITEM, kind: GLOBALS_KIND }, tool.stdout);
   await tool.done;
+  ctx.progress?.advance(1, item.bytes);
 }
 
 async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, tools: PgTools, db: DatabaseInfo): Promise<DumpedDatabase> {
@@ -168,7 +170,8 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
           const staged = new StagedFile(path.join(dir, file));
           const { chunks, digest } = ingest.ingest(staged.path);
           digest.catch(() => undefined);
-          const item = await writer.addChunkedItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, staged.freeingAsRead(chunks));
+          const item = await writer.addChunkedItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, counted(staged.freeingAsRead(chunks), ctx));
+          ctx.progress?.advance(1, 0);
           followed.set(file, { item, digest });
           await digest;
           await staged.remove();
@@ -207,7 +210,10 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
 
     // The rest (toc.dat, large objects) is small next to table data, and complete now.
     const rest = (await readdir(dir)).filter((f) => !followed.has(f)).sort();
-    await mapLimit(rest, 2, (file) => writer.addItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, createReadStream(path.join(dir, file))));
+    await mapLimit(rest, 2, async (file) => {
+      const item = await writer.addItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, createReadStream(path.join(dir, file)));
+      ctx.progress?.advance(1, item.bytes);
+    });
     const largeObjects = rest.includes('blobs.toc') ? parseBlobsToc(await readFile(path.join(dir, 'blobs.toc'), 'utf8')).length : 0;
     return {
       name: db.name,
@@ -227,6 +233,14 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
     await dumping.catch(() => undefined);
     await ingest.close();
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** Table data as it is stored, for the progress line: the dump's size is known only once pg_dump is done. */
+async function* counted(chunks: AsyncIterable<HashedChunk>, ctx: BackupContext): AsyncGenerator<HashedChunk> {
+  for await (const chunk of chunks) {
+    ctx.progress?.advance(0, chunk.data.length);
+    yield chunk;
   }
 }
 

@@ -159,6 +159,8 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
   const index = writer.openIndex(OBJECTS_INDEX);
   const stats = { objects: 0, bytes: 0, downloaded: { objects: 0, bytes: 0, getRequests: 0 } };
   let listingSplits: string[] | undefined;
+  const progress = ctx.progress;
+  progress?.activity(`s3://${bucket}/${prefix}`);
   try {
     if (o.mode === 'versions') {
       const status = await s3.client.send(new GetBucketVersioningCommand({ Bucket: bucket })).catch((err: unknown) => {
@@ -172,7 +174,10 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
         await index.add(v);
         stats.objects++;
         stats.bytes += v.size;
+        progress?.expect(1, v.size);
+        progress?.advance(1, v.size);
       }
+      progress?.totalsKnown();
     } else {
       const parent = new ParentCursor(ctx.repo, ctx.parent);
       const splits = new SplitCollector();
@@ -191,10 +196,12 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
         await index.add(entry);
         stats.objects++;
         stats.bytes += entry.size;
+        progress?.advance(1, entry.size);
       });
       for await (const obj of listObjects(s3, bucket, prefix, parentSplits(ctx.parent, prefix))) {
         splits.add(obj.key);
         if (!wanted(obj.key.slice(prefix.length))) continue;
+        progress?.expect(1, obj.size);
         const previous = await parent.find(obj.key);
         const unchanged = previous && previous.size === obj.size && previous.etag === obj.etag;
         // Same bytes: no GET. A newer LastModified with the same ETag means metadata replaced in place: re-read only that.
@@ -205,6 +212,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
         const pending = !unchanged ? (await download(obj)).result : (await whenStarted(downloads, () => refreshMetadata(s3, bucket, obj, previous, stats))).result;
         await window.push(pending);
       }
+      progress?.totalsKnown();
       await window.drain();
       listingSplits = splits.splits;
     }
