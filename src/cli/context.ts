@@ -5,7 +5,7 @@ import { createLogger, type Logger } from '../log.ts';
 import { Repository } from '../repository/repository.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { openStore } from '../storage/open.ts';
-import { NO_PROGRESS, type ProgressSink } from '../operations/progress.ts';
+import { NO_PROGRESS, type ProgressSink } from '../util/progress.ts';
 import { stdoutOutput, type Output } from './output.ts';
 import { TerminalProgress } from './progress.ts';
 

@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { ProgressSink } from '../operations/progress.ts';
+import type { ProgressSink } from '../util/progress.ts';
 import { formatBytes } from './output.ts';
 
 /** Redraws per second: enough to watch, few enough to cost nothing. */
@@ -64,8 +64,9 @@ export class TerminalProgress implements ProgressSink {
     if (!this.bar) return;
     if (succeeded) {
       this.state.finished = true;
-      this.state.itemsTotal = Math.max(this.state.itemsTotal, this.state.items);
-      this.state.bytesTotal = Math.max(this.state.bytesTotal, this.state.bytes);
+      // Done is done: what was skipped (unchanged, already there) counts as handled.
+      this.state.items = this.state.itemsTotal = Math.max(this.state.itemsTotal, this.state.items);
+      this.state.bytes = this.state.bytesTotal = Math.max(this.state.bytesTotal, this.state.bytes);
     }
     this.sync();
     // MultiBar.stop draws the bars but not log lines still buffered: flush those first.
@@ -99,7 +100,8 @@ export class TerminalProgress implements ProgressSink {
       const fraction = s.finished ? 1 : Math.min(1, s.bytesTotal > 0 ? s.bytes / s.bytesTotal : s.items / s.itemsTotal);
       parts.push(`${cliProgress.Format.BarFormat(fraction, { barsize: 20, barCompleteString: '='.repeat(20), barIncompleteString: '-'.repeat(20), barGlue: '' } as cliProgress.Options)} ${Math.floor(fraction * 100)} %`);
     }
-    parts.push(s.itemsTotal > 0 && known ? `${s.items}/${s.itemsTotal} items` : `${s.items} items`);
+    if (s.itemsTotal > 0 && known) parts.push(`${s.items}/${s.itemsTotal} items`);
+    else if (s.items > 0 || s.itemsTotal > 0) parts.push(`${s.items} items`);
     parts.push(s.bytesTotal > 0 && known ? `${formatBytes(s.bytes)}/${formatBytes(s.bytesTotal)}` : formatBytes(s.bytes));
     parts.push(`${formatBytes(Math.round(s.bytes / seconds))}/s`);
     if (s.finished) parts.push(`done in ${formatSeconds(seconds)}`);

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import type { ProgressSink } from '../operations/progress.ts';
+import type { ProgressSink } from '../util/progress.ts';
 import type { VerifyLevel, VerifyProblem } from '../repository/checker.ts';
 import type { Manifest, ManifestItem } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';

@@ -1,6 +1,6 @@
 import type { Engine, Source } from '../engines/engine.ts';
 import type { Logger } from '../log.ts';
-import type { ProgressSink } from './progress.ts';
+import type { ProgressSink } from '../util/progress.ts';
 import type { Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
 import { sourceKeyOf } from '../repository/source-key.ts';

@@ -11,6 +11,7 @@ import { manifestKey, type Repository } from '../repository/repository.ts';
 import { applyPolicy, type PolicyDecision, type RetentionPolicy } from '../repository/retention.ts';
 import { TaskPool } from '../util/concurrency.ts';
 import { IdPrefixSet } from '../util/id-set.ts';
+import type { ProgressSink } from '../util/progress.ts';
 
 export const TRASH_PREFIX = 'trash/';
 
@@ -27,6 +28,8 @@ export interface GcRequest {
   log: Logger;
   concurrency: number;
   now?: Date;
+  /** The prune's progress: blobs looked at (all of them, listed as they stream) and deleted. */
+  progress?: ProgressSink | undefined;
 }
 
 export interface GcGroupReport {
@@ -157,6 +160,8 @@ async function releaseFromTrash(repo: Repository, ctx: EngineContext, trashKey: 
  * a dry run pretends are gone.
  */
 async function prune(repo: Repository, request: GcRequest, now: Date, forgetting: Set<string>, lock: Lock | undefined): Promise<PruneReport> {
+  const progress = request.progress;
+  progress?.activity('prune: marking the blobs snapshots reference');
   const referenced = new IdPrefixSet();
   // Exact ids here (few): skipping an index on a prefix match could leave its entries' blobs unmarked.
   const indexesRead = new Set<string>();
@@ -181,10 +186,13 @@ async function prune(repo: Repository, request: GcRequest, now: Date, forgetting
   const report: PruneReport = { blobsListed: 0, blobsReferenced: 0, blobsDeleted: 0, bytesFreed: 0, blobsTooYoung: 0 };
   const cutoff = now.getTime() - request.graceMs;
   const pool = new TaskPool(request.concurrency);
+  progress?.activity(request.dryRun ? 'prune (dry run): listing blobs' : 'prune: listing blobs, deleting unreferenced ones');
   for await (const obj of repo.store.list(BLOBS_PREFIX)) {
     const id = obj.key.slice(obj.key.lastIndexOf('/') + 1);
     if (obj.key !== blobKey(id)) continue;
     report.blobsListed++;
+    progress?.expect(1, obj.size);
+    progress?.advance(1, obj.size);
     if (referenced.has(id)) {
       report.blobsReferenced++;
       continue;

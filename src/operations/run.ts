@@ -8,7 +8,7 @@ import { runGc, type PruneReport } from './gc.ts';
 import { JobHooks } from './hooks.ts';
 import { prepareSource } from './job-source.ts';
 import { updateMetricsFile } from './metrics.ts';
-import type { ProgressSink } from './progress.ts';
+import type { ProgressSink } from '../util/progress.ts';
 
 export interface RunRequest {
   jobs: string[];

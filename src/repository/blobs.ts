@@ -80,6 +80,7 @@ export class BlobStore {
   private readonly chunking: ChunkingParams;
   private readonly concurrency: number;
   private readonly chunkBuffers: ChunkBufferPool;
+  private readObserver: ((bytes: number) => void) | undefined;
 
   constructor(store: ObjectStore, options: { compression: Compression; chunking: ChunkingParams; concurrency: number }) {
     this.store = store;
@@ -151,6 +152,7 @@ export class BlobStore {
     const actual = sha256Hex(data);
     if (actual !== id) throw new BlobCorruptError(id, `content hash is ${actual}`);
     if (typeof ref !== 'string' && data.length !== ref.size) throw new BlobCorruptError(id, `size ${data.length}, expected ${ref.size}`);
+    this.readObserver?.(data.length);
     return data;
   }
 
@@ -282,6 +284,17 @@ export class BlobStore {
     if (data.length === 0) return { size: 0, checksum: contentChecksum([]), blobs: [] };
     const ref = await this.putNew(data);
     return { size: data.length, checksum: contentChecksum([ref]), blobs: [ref] };
+  }
+
+  /**
+   * Calls `observer` with the size of every blob read back and verified, until the returned function is called:
+   * how restore and export, whatever the engine, report the bytes they have read so far.
+   */
+  observeReads(observer: (bytes: number) => void): () => void {
+    this.readObserver = observer;
+    return () => {
+      if (this.readObserver === observer) this.readObserver = undefined;
+    };
   }
 
   /** Streams content back from its blobs in order, each verified, reading one blob ahead. */

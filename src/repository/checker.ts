@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ProgressSink } from '../util/progress.ts';
 import { isNotFound } from '../storage/object-store.ts';
 import { mapLimit } from '../util/concurrency.ts';
 import { newSha256, sha256Hex } from '../util/hash.ts';
@@ -39,9 +40,12 @@ export class Checker {
   private readonly seen = new Map<string, Promise<string | undefined>>();
   private readonly seenContent = new Map<string, Promise<Array<Omit<VerifyProblem, 'where'>>>>();
 
-  constructor(repo: Repository, level: VerifyLevel) {
+  private readonly progress: ProgressSink | undefined;
+
+  constructor(repo: Repository, level: VerifyLevel, progress?: ProgressSink) {
     this.repo = repo;
     this.level = level;
+    this.progress = progress;
   }
 
   async verify(manifest: Manifest): Promise<VerifyReport> {
@@ -87,6 +91,7 @@ export class Checker {
     if (total !== bytes) add({ where, problem: `blobs add up to ${total} bytes, expected ${bytes}` });
     if (this.level === 'blobs' || !(checksum?.startsWith(WHOLE_CHECKSUM) || checksum?.startsWith(BLOB_LIST_CHECKSUM))) {
       await this.checkBlobs(where, blobs, report, add);
+      this.progress?.advance(1, bytes);
       return;
     }
     // Data level: read the blobs in order (a window of them in flight), checking each against its
@@ -98,6 +103,8 @@ export class Checker {
       this.seenContent.set(contentKey, result);
     }
     for (const problem of await result) add({ where, ...problem });
+    // Logical bytes, as the snapshot's totals count them: content shared with a snapshot checked before counts as checked.
+    this.progress?.advance(1, bytes);
   }
 
   private async readContent(blobs: readonly BlobRef[], checksum: string, report: VerifyReport): Promise<Array<Omit<VerifyProblem, 'where'>>> {

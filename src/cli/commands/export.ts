@@ -23,9 +23,13 @@ export function registerExport(program: Command): void {
         const lock = await repo.lock('shared', { command: `export ${manifest.id}` });
         let bytes = 0;
         let files = manifest.items.length;
+        const progress = ctx.startProgress(`export ${manifest.id}`);
+        progress.expect(manifest.totals.items, manifest.totals.bytes);
+        progress.totalsKnown();
+        const stopObserving = repo.blobs.observeReads((read) => progress.advance(0, read));
         try {
           const engine = findEngine(manifest.engine);
-          if (engine?.exportTo) ({ files, bytes } = await engine.exportTo({ repo, log: ctx.log, concurrency: ctx.concurrency }, manifest, root));
+          if (engine?.exportTo) ({ files, bytes } = await engine.exportTo({ repo, log: ctx.log, concurrency: ctx.concurrency, progress }, manifest, root));
           else for (const item of manifest.items) {
             const file = path.resolve(root, item.name);
             // Item names come from a manifest: never let one climb out of the target folder.
@@ -33,10 +37,13 @@ export function registerExport(program: Command): void {
             await mkdir(path.dirname(file), { recursive: true });
             await writeBlobsToFile(repo.blobs, item.blobs, file, { concurrency: repo.concurrency, exclusive: true });
             bytes += item.bytes;
+            progress.advance(1, 0);
           }
         } finally {
+          stopObserving();
           await lock.release();
         }
+        ctx.endProgress(true);
         if (ctx.out.json) printJson(ctx.out, { snapshot: manifest.id, directory: root, files, bytes });
         else ctx.out.write(`exported ${files} files (${formatBytes(bytes)}) of ${manifest.id} to ${root}\n`);
       }),

@@ -71,7 +71,9 @@ async function gc(ctx: CliContext, options: GcOptions): Promise<number> {
     lockWaitMs: durationMs(options.lockWait),
     log: ctx.log,
     concurrency: ctx.concurrency,
+    progress: options.prune ? ctx.startProgress('gc') : undefined,
   });
+  ctx.endProgress(true);
   if (ctx.out.json) printJson(ctx.out, { repository: repo.description, ...report });
   else printReport(ctx, report);
   return report.releasePending.length > 0 ? ExitCode.failed : ExitCode.ok;

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
-import { getEngine } from '../../engines/registry.ts';
 import { ExitCode, UsageError } from '../../errors.ts';
+import { runRestore, snapshotToRestore } from '../../operations/restore.ts';
 import { formatTable, printJson } from '../output.ts';
 import { action, parsePositiveInt } from '../program.ts';
 
@@ -72,10 +72,7 @@ export function registerRestore(program: Command): void {
           throw new UsageError('give a snapshot id, or --source and --as-of (not both)');
         }
         const repo = await ctx.openRepository();
-        const manifest = id !== undefined ? (await repo.resolveSnapshot(id)).manifest : await repo.snapshotAsOf(flags.source!, parseAsOf(flags.asOf!));
-        if (id === undefined) ctx.log.info(`restoring snapshot ${manifest.id} (taken ${manifest.startedAt}), the newest of ${manifest.source} as of ${flags.asOf}`);
-        if (manifest.status !== 'complete') ctx.log.warn(`snapshot ${manifest.id} is ${manifest.status}: ${manifest.failures.map((f) => f.item).join(', ')} failed at backup`);
-        const engine = getEngine(manifest.engine);
+        const manifest = await snapshotToRestore(repo, id !== undefined ? { id } : { source: flags.source!, asOf: parseAsOf(flags.asOf!) }, ctx.log);
         // Generic flags pass through as engine options; each engine validates the ones it takes and rejects the rest.
         const options: Record<string, unknown> = {};
         if (!flags.verify) options.verify = false;
@@ -104,25 +101,26 @@ export function registerRestore(program: Command): void {
           datomicBin: flags.datomicBin,
         };
         for (const [key, value] of Object.entries(given)) if (value !== undefined) options[key] = value;
-        // A shared lock: gc cannot prune the blobs being read.
-        const lock = flags.dryRun ? undefined : await repo.lock('shared', { command: `restore ${manifest.id}` });
+        let report;
         try {
-          let report;
-          try {
-            report = await engine.restore({ repo, log: ctx.log, concurrency: ctx.concurrency }, manifest, { uri: flags.to, options });
-          } catch (err) {
-            // A failed or mismatching restore still reports what it did, for programs reading --json.
-            const partial = (err as { report?: unknown }).report;
-            if (ctx.out.json && partial) printJson(ctx.out, { snapshot: manifest.id, error: (err as Error).message, ...(partial as object) });
-            throw err;
-          }
-          if (ctx.out.json) printJson(ctx.out, { snapshot: manifest.id, ...report });
-          else if (manifest.engine === 's3') printS3Restore(ctx.out.write, report.details);
-          else printRestore(ctx.out.write, report.details);
-          return ExitCode.ok;
-        } finally {
-          await lock?.release();
+          report = await runRestore(repo, manifest, {
+            target: { uri: flags.to, options },
+            dryRun: Boolean(flags.dryRun),
+            log: ctx.log,
+            concurrency: ctx.concurrency,
+            progress: flags.dryRun ? undefined : ctx.startProgress(`restore ${manifest.id}`),
+          });
+        } catch (err) {
+          // A failed or mismatching restore still reports what it did, for programs reading --json.
+          const partial = (err as { report?: unknown }).report;
+          if (ctx.out.json && partial) printJson(ctx.out, { snapshot: manifest.id, error: (err as Error).message, ...(partial as object) });
+          throw err;
         }
+        ctx.endProgress(true);
+        if (ctx.out.json) printJson(ctx.out, { snapshot: manifest.id, ...report });
+        else if (manifest.engine === 's3') printS3Restore(ctx.out.write, report.details);
+        else printRestore(ctx.out.write, report.details);
+        return ExitCode.ok;
       }),
     );
 }

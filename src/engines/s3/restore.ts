@@ -124,6 +124,7 @@ export async function restoreS3(ctx: EngineContext, manifest: Manifest, target: 
       if (there) await advance();
       if (there && there.size === entry.size && there.etag === entry.etag && (await alreadyRestored(src, dst, details, to.bucket, key, entry))) {
         counters.skipped++;
+        ctx.progress?.advance(1, entry.size);
         continue;
       }
       counters.planned.copyCount++;
@@ -137,6 +138,8 @@ export async function restoreS3(ctx: EngineContext, manifest: Manifest, target: 
             onRetry: (err, attempt) => ctx.log.warn(`retrying ${key} (attempt ${attempt + 1}): ${(err as Error).message}`),
           });
           counters.copied++;
+          // Copied content was read through the blob store, which counts its bytes; a version copied on the server was not.
+          ctx.progress?.advance(1, details.mode === 'copy' ? 0 : entry.size);
         } catch (err) {
           counters.failed.push({ key, error: (err as Error).message });
         }
