@@ -13,7 +13,8 @@ export function redactUri(uri: string): string {
   return out;
 }
 
-const SECRET_FIELD = /pass(word)?$|secret|token|privatekey|private_key|accesskeyid|sessiontoken|credentials?$/i;
+// `ping` and `webhook` are hook URLs: a healthchecks URL is itself the credential.
+const SECRET_FIELD = /pass(word)?$|secret|token|privatekey|private_key|accesskeyid|sessiontoken|credentials?$|^ping$|^webhook$/i;
 
 /** Deep copy with secret-looking fields replaced; env references (`{"env": "X"}`) are shown as such, since they hold no secret. */
 export function redactObject(value: unknown, fieldName = ''): unknown {

@@ -136,7 +136,13 @@ describe('bad repositories', () => {
 
 describe('config check', () => {
   const example = path.resolve(import.meta.dirname, '../../config.example.json');
-  const exampleEnv = { MINIO_ACCESS_KEY: 'minio-access', MINIO_SECRET_KEY: 'minio-secret-value', PGPASSWORD: 'pg-secret-value' };
+  const exampleEnv = {
+    MINIO_ACCESS_KEY: 'minio-access',
+    MINIO_SECRET_KEY: 'minio-secret-value',
+    PGPASSWORD: 'pg-secret-value',
+    HC_PING_NIGHTLY_PG: 'https://hc-ping.com/secret-check-uuid',
+    BAK_WEBHOOK_URL: 'https://hooks.example.com/secret-hook-path',
+  };
 
   it('accepts config.example.json and prints every job with secrets redacted', async () => {
     const result = await runBak(['--config', example, 'config', 'check'], { env: exampleEnv });

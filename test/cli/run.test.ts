@@ -165,6 +165,13 @@ describe('bak run: three jobs, the middle one failing', () => {
     expect(snaps.snapshots.map((s: { job: string }) => s.job).sort()).toEqual(['first', 'last']);
   }, 120_000);
 
+  it('bak config check shows the hook URLs redacted', async () => {
+    const r = await bak(['config', 'check']);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout + r.stderr).not.toContain(secretToken);
+    expect(r.stdout).toContain('PING_FIRST');
+  });
+
   it('refuses an unknown job before running any, and --job with --all', async () => {
     const r = await bak(['run', '--job', 'first', '--job', 'nope']);
     expect(r.code, show(r)).toBe(2);

@@ -39,6 +39,7 @@ export function registerConfigCommands(program: Command): void {
 
         const jobs = Object.entries(cfg.jobs).map(([name, job]) => {
           checkSecrets(job.options, `jobs.${name}.options`);
+          if (job.hooks) checkSecrets(job.hooks, `jobs.${name}.hooks`);
           let repository: string;
           try {
             const resolved = resolveRepository(cfg, { job: name }, { ...process.env, BAK_REPOSITORY: '' });
@@ -68,6 +69,7 @@ export function registerConfigCommands(program: Command): void {
             options: redactObject(job.options),
             retention: job.retention ?? null,
             tags: job.tags,
+            hooks: job.hooks ? redactObject(job.hooks) : null,
           };
         });
 
@@ -88,6 +90,7 @@ export function registerConfigCommands(program: Command): void {
             ctx.out.write(`\njob ${job.name}\n  engine      ${job.engine}\n  source      ${job.source}\n  repository  ${job.repository}\n`);
             if (Object.keys(job.options as object).length) ctx.out.write(`  options     ${JSON.stringify(job.options)}\n`);
             ctx.out.write(`  retention   ${job.retention ? JSON.stringify(job.retention) : 'none (never pruned)'}\n`);
+            if (job.hooks) ctx.out.write(`  hooks       ${JSON.stringify(job.hooks)}\n`);
           }
           for (const note of notes) ctx.out.write(`note: ${note}\n`);
           for (const problem of problems) process.stderr.write(`problem: ${problem}\n`);
