@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { assertValidKey, joinedBody, StorageError, type ObjectInfo, type ObjectStore, type PutBody, type PutOptions } from './object-store.ts';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/private-files.ts';
 
 /** Temporary files live beside the data so that the final link/rename never crosses a filesystem. */
 const TMP_DIR = '.tmp';
@@ -70,8 +71,8 @@ export class LocalStore implements ObjectStore {
     }
     try {
       // writeFile takes the pieces as they are (an iterable), so stored-as-is content is never copied to be written.
-      if (inMemory) await fs.writeFile(tmp, body, { flag: 'wx' });
-      else await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
+      if (inMemory) await fs.writeFile(tmp, body, { flag: 'wx', mode: PRIVATE_FILE_MODE });
+      else await pipeline(body, createWriteStream(tmp, { flags: 'wx', mode: PRIVATE_FILE_MODE }));
       await this.ensureDir(path.dirname(target));
       if (options.ifAbsent) {
         // link() fails with EEXIST atomically: the create-only put local disk can offer.
@@ -99,7 +100,7 @@ export class LocalStore implements ObjectStore {
    */
   private putSmallSync(key: string, tmp: string, target: string, body: Buffer, options: PutOptions): { created: boolean } {
     try {
-      writeFileSync(tmp, body, { flag: 'wx' });
+      writeFileSync(tmp, body, { flag: 'wx', mode: PRIVATE_FILE_MODE });
       if (options.ifAbsent) {
         try {
           linkSync(tmp, target);
@@ -124,7 +125,7 @@ export class LocalStore implements ObjectStore {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    await fs.mkdir(dir, { recursive: true });
+    await fs.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     if (this.madeDirs.size < 10_000) this.madeDirs.add(dir);
   }
 

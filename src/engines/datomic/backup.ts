@@ -1,4 +1,5 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { PRIVATE_DIR_MODE } from '../../util/private-files.ts';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { BakError } from '../../errors.ts';
@@ -7,6 +8,7 @@ import { readCheckedIndex } from '../../repository/index-blobs.ts';
 import type { BlobStore } from '../../repository/blobs.ts';
 import type { Manifest } from '../../repository/manifest.ts';
 import { mapOrdered } from '../../util/concurrency.ts';
+import type { ProgressSink } from '../../util/progress.ts';
 import { SortedCursor } from '../../util/sorted-cursor.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { jvmOptionsOf, runDatomic } from './cli.ts';
@@ -44,13 +46,20 @@ export function segmentEntries(blobs: BlobStore, manifest: Manifest): AsyncGener
   return readCheckedIndex(blobs, manifest, 'segments', segmentEntrySchema, 'Datomic');
 }
 
-/** The segment files of a backup folder, in key order (`values/xx/id`), names only: never a stat or a read. */
-async function* segmentFiles(staging: string): AsyncGenerator<{ key: string; file: string }> {
+/**
+ * The segment files of a backup folder, in key order (`values/xx/id`), names only: never a stat or a read. Each is
+ * told to `progress` as found (its size unknown), and the listing's end too.
+ */
+async function* segmentFiles(staging: string, progress?: ProgressSink): AsyncGenerator<{ key: string; file: string }> {
   const values = path.join(staging, 'values');
   const dirs = (await readdir(values).catch(() => [] as string[])).sort();
   for (const dir of dirs) {
-    for (const name of (await readdir(path.join(values, dir))).sort()) yield { key: `values/${dir}/${name}`, file: path.join(values, dir, name) };
+    for (const name of (await readdir(path.join(values, dir))).sort()) {
+      progress?.expect(1, 0);
+      yield { key: `values/${dir}/${name}`, file: path.join(values, dir, name) };
+    }
   }
+  progress?.totalsKnown();
 }
 
 /**
@@ -72,16 +81,18 @@ export async function backupDatomic(ctx: BackupContext & { source: DatomicSource
     await rm(staging, { recursive: true, force: true });
     stagingSince = new Date().toISOString();
   }
-  await mkdir(staging, { recursive: true });
+  await mkdir(staging, { recursive: true, mode: PRIVATE_DIR_MODE });
   const bin = datomicBinOf(o);
   let lastLog = Date.now();
   let tool = '';
+  ctx.progress?.activity(`${ctx.source.uri}: backup-db`);
   const run = await runDatomic(bin, jvmOptionsOf(o), 'backup-db', [o.databaseUri, `file:${staging}`], {
     secrets: ctx.source.secrets,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     onLine: (line) => {
       if (!/^Copied \d+ segments/.test(line)) return;
       tool = line.trim();
+      ctx.progress?.activity(`${ctx.source.uri}: backup-db: ${tool}`);
       if (Date.now() - lastLog > 10_000) {
         lastLog = Date.now();
         ctx.log.info(`backup-db: ${tool}`);
@@ -94,6 +105,8 @@ export async function backupDatomic(ctx: BackupContext & { source: DatomicSource
   if (ts.length === 0) throw new BakError(`backup-db wrote no root into ${staging}`);
   const t = Math.max(...ts);
   ctx.log.info(`backup-db: ${tool || 'done'}; storing the segments the parent lacks, and the root of t ${t}`);
+  ctx.progress?.activity(`${ctx.source.uri}: storing segments`);
+  ctx.progress?.expect(2, 0); // the owner and the root
 
   const parent = ctx.parent ? segmentEntries(ctx.repo.blobs, ctx.parent) : undefined;
   const fromParent = new SortedCursor(parent, (e: SegmentEntry, key: string) => (e.key < key ? -1 : e.key > key ? 1 : 0));
@@ -101,11 +114,15 @@ export async function backupDatomic(ctx: BackupContext & { source: DatomicSource
   let segments = 0;
   let newSegments = 0;
   let bytes = 0;
-  const entries = mapOrdered(segmentFiles(staging), o.jobs, async ({ key, file }): Promise<SegmentEntry> => {
+  const entries = mapOrdered(segmentFiles(staging, ctx.progress), o.jobs, async ({ key, file }): Promise<SegmentEntry> => {
     const [had] = await fromParent.take(key);
-    if (had) return had;
+    if (had) {
+      ctx.progress?.advance(1, had.size); // carried from the parent, unread: done as well
+      return had;
+    }
     const data = await readFile(file);
     const stored = await ctx.repo.blobs.writeBuffer(data);
+    ctx.progress?.advance(1, stored.size);
     newSegments++;
     return { key, size: stored.size, checksum: stored.checksum, blobs: stored.blobs };
   });
@@ -115,8 +132,10 @@ export async function backupDatomic(ctx: BackupContext & { source: DatomicSource
     await index.add(entry);
   }
   await ctx.writer.closeIndex(index);
-  await ctx.writer.addItem({ name: 'owner', kind: 'owner' }, [Buffer.from(owner)]);
-  await ctx.writer.addItem({ name: `roots/${t}`, kind: 'root' }, [await readFile(path.join(staging, 'roots', String(t)))]);
+  const ownerItem = await ctx.writer.addItem({ name: 'owner', kind: 'owner' }, [Buffer.from(owner)]);
+  ctx.progress?.advance(1, ownerItem.bytes);
+  const rootItem = await ctx.writer.addItem({ name: `roots/${t}`, kind: 'root' }, [await readFile(path.join(staging, 'roots', String(t)))]);
+  ctx.progress?.advance(1, rootItem.bytes);
   ctx.log.info(`${segments} segments, ${newSegments} new (the rest carried from the parent)`);
   const details: DatomicDetails = { t, owner, segments, newSegments, staging, stagingSince, bin, tool };
   return { engineDetails: details, totals: { items: segments, bytes } };

@@ -1,4 +1,5 @@
 import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { PRIVATE_DIR_MODE } from '../../util/private-files.ts';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -31,11 +32,13 @@ export const datomicRestoreOptionsSchema = z
  * each blob checked against its hash as it is read.
  */
 export async function materialize(ctx: EngineContext, manifest: Manifest, dir: string, jobs: number): Promise<{ segments: number; downloaded: number; bytes: number }> {
-  await mkdir(dir, { recursive: true });
+  ctx.progress?.activity(`${manifest.id}: backup folder ${dir}`);
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   for (const item of manifest.items) {
     const file = path.join(dir, item.name);
-    await mkdir(path.dirname(file), { recursive: true });
+    await mkdir(path.dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE });
     await writeBlobsToFile(ctx.repo.blobs, item.blobs, file, { concurrency: 1 });
+    ctx.progress?.advance(1, 0);
   }
   const pool = new TaskPool(jobs);
   const made = new Set<string>();
@@ -46,10 +49,13 @@ export async function materialize(ctx: EngineContext, manifest: Manifest, dir: s
     segments++;
     const file = path.join(dir, entry.key);
     const have = await stat(file).then((s) => s.size, () => -1);
-    if (have === entry.size) continue;
+    if (have === entry.size) {
+      ctx.progress?.advance(1, entry.size); // in the cache already: nothing read from the repository
+      continue;
+    }
     const folder = path.dirname(file);
     if (!made.has(folder)) {
-      await mkdir(folder, { recursive: true });
+      await mkdir(folder, { recursive: true, mode: PRIVATE_DIR_MODE });
       made.add(folder);
     }
     await pool.submit(async () => {
@@ -57,6 +63,7 @@ export async function materialize(ctx: EngineContext, manifest: Manifest, dir: s
       const part = `${file}.bak-part`;
       await writeBlobsToFile(ctx.repo.blobs, entry.blobs, part, { concurrency: 1 });
       await rename(part, file);
+      ctx.progress?.advance(1, 0);
       downloaded++;
       bytes += entry.size;
     });
@@ -90,6 +97,7 @@ export async function restoreDatomic(ctx: EngineContext, manifest: Manifest, tar
     const got = await materialize(ctx, manifest, dir, o.jobs);
     ctx.log.info(`backup folder ${dir}: ${got.segments} segments, ${got.downloaded} downloaded`);
     const secrets = targetUri ? [...targetUri.matchAll(/[?&]password=([^&#]+)/gi)].map((m) => m[1]!) : [];
+    ctx.progress?.activity(`${manifest.id}: ${o.scratch ? 'verify-backup' : 'restore-db'} at t ${details.t}`);
     if (o.scratch) {
       const run = await runDatomic(bin, jvmOptionsOf({ jvmOptions: o.jvmOptions }), 'verify-backup', [`file:${dir}`, 'true', String(details.t)], { secrets, okCodes: [1] });
       if (run.code === 1) throw new MismatchError(`verify-backup found problems in snapshot ${manifest.id} at t ${details.t}:\n${run.output.split('\n').slice(-12).join('\n')}`);
