@@ -77,14 +77,16 @@ export class BlobStore {
   readonly stats: BlobStats = { blobsWritten: 0, blobsReused: 0, bytesWritten: 0, bytesReused: 0 };
   private readonly store: ObjectStore;
   private readonly compression: Compression;
+  private readonly compressionLevel: number | undefined;
   private readonly chunking: ChunkingParams;
   private readonly concurrency: number;
   private readonly chunkBuffers: ChunkBufferPool;
   private readObserver: ((bytes: number) => void) | undefined;
 
-  constructor(store: ObjectStore, options: { compression: Compression; chunking: ChunkingParams; concurrency: number }) {
+  constructor(store: ObjectStore, options: { compression: Compression; compressionLevel?: number | undefined; chunking: ChunkingParams; concurrency: number }) {
     this.store = store;
     this.compression = options.compression;
+    this.compressionLevel = options.compressionLevel;
     this.chunking = options.chunking;
     this.concurrency = options.concurrency;
     // One buffer per chunk in flight (`concurrency`), the one being filled, and one spare.
@@ -136,7 +138,7 @@ export class BlobStore {
 
   /** The blob as stored: its pieces (see compressToParts) and their total length. */
   private encode(data: Buffer): Promise<{ parts: Buffer[]; length: number }> {
-    return compressToParts(data, this.compression);
+    return compressToParts(data, this.compression, this.compressionLevel);
   }
 
   /** Reads a blob, decompresses it and checks it against its name; corruption is an error, never silent. */

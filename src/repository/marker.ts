@@ -8,6 +8,8 @@ export const MARKER_KEY = 'bak-repository.json';
 export const repositorySettingsSchema = z
   .object({
     compression: z.enum(['zstd', 'gzip', 'none']),
+    /** The compression level; absent: the method's default (COMPRESSION_LEVELS). Readers never need it. */
+    compressionLevel: z.number().int().min(1).max(19).optional(),
     chunking: z
       .object({ min: z.number().int().positive(), avg: z.number().int().positive(), max: z.number().int().positive() })
       .strict(),

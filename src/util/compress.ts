@@ -7,6 +7,22 @@ import * as zlib from 'node:zlib';
  */
 export type Compression = 'zstd' | 'gzip' | 'none';
 
+/** Levels each method takes, and the level used when a repository names none. */
+export const COMPRESSION_LEVELS = { zstd: { min: 1, max: 19, default: 3 }, gzip: { min: 1, max: 9, default: 6 } } as const;
+
+/** `zstd`, `zstd:1`, `gzip:9`, `none`: a repository's compression as `bak init --compression` takes it. */
+export function parseCompression(text: string): { method: Compression; level?: number } {
+  const match = /^(zstd|gzip|none)(?::(\d+))?$/.exec(text);
+  if (!match) throw new Error(`"${text}" is not a compression: use zstd, gzip or none, with a level for zstd and gzip (zstd:1, gzip:9)`);
+  const method = match[1] as Compression;
+  if (match[2] === undefined) return { method };
+  if (method === 'none') throw new Error('none takes no level');
+  const level = Number(match[2]);
+  const range = COMPRESSION_LEVELS[method];
+  if (level < range.min || level > range.max) throw new Error(`${method} levels run from ${range.min} to ${range.max}, not ${level}`);
+  return { method, level };
+}
+
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 // A one-byte tag for stored-as-is data, so raw content that happens to start with a magic number is never misread.
@@ -35,19 +51,19 @@ const zstdDecompress = promisify(zlib.zstdDecompress);
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
 
-const ZSTD_LEVEL = 3;
-
 // zstd compressors kept from one blob to the next. A one-shot zstdCompress builds and frees a compression
 // context of a few MiB per call, outside V8's heap: that churn made V8 run a full collection every ~100 ms
 // of a PostgreSQL backup (13 in 2.4 s, ~0.2 s of the main thread). A kept stream ends each blob's frame with
 // a flush (ZSTD_e_end), so every blob is still one complete, independent zstd frame.
-const idleZstd: zlib.ZstdCompress[] = [];
+const idleZstd = new Map<number, zlib.ZstdCompress[]>();
 const MAX_IDLE_ZSTD = 16;
 const ZSTD_STREAM_PIECE = 256 * 1024;
 
 /** One zstd frame, as the stream's output pieces (joined only by whoever needs one buffer). */
-async function zstdCompressFrame(data: Buffer): Promise<Buffer[]> {
-  const stream = idleZstd.pop() ?? zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL }, chunkSize: ZSTD_STREAM_PIECE });
+async function zstdCompressFrame(data: Buffer, level: number): Promise<Buffer[]> {
+  let idle = idleZstd.get(level);
+  if (!idle) idleZstd.set(level, (idle = []));
+  const stream = idle.pop() ?? zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: level }, chunkSize: ZSTD_STREAM_PIECE });
   const parts: Buffer[] = [];
   const onData = (piece: Buffer) => parts.push(piece);
   stream.on('data', onData);
@@ -66,7 +82,7 @@ async function zstdCompressFrame(data: Buffer): Promise<Buffer[]> {
   } finally {
     stream.off('data', onData);
   }
-  if (idleZstd.length < MAX_IDLE_ZSTD) idleZstd.push(stream);
+  if (idle.length < MAX_IDLE_ZSTD) idle.push(stream);
   else stream.close();
   return parts;
 }
@@ -121,27 +137,27 @@ export function looksIncompressible(data: Uint8Array): boolean {
  * the content itself rather than a copy (a copy per chunk of a large random object was most of a backup's
  * memory outside V8's heap). The reader knows each form by its first bytes.
  */
-export async function compressToParts(data: Buffer, method: Compression): Promise<{ parts: Buffer[]; length: number }> {
+export async function compressToParts(data: Buffer, method: Compression, level?: number): Promise<{ parts: Buffer[]; length: number }> {
   const raw = { parts: [RAW_TAG, data], length: data.length + RAW_TAG.length };
   if (method === 'none' || looksIncompressible(data)) return raw;
-  const parts = await encode(data, method);
+  const parts = await encode(data, method, level ?? COMPRESSION_LEVELS[method].default);
   let length = 0;
   for (const piece of parts) length += piece.length;
   return length > data.length ? raw : { parts, length };
 }
 
 /** compressToParts as one buffer. */
-export async function compress(data: Buffer, method: Compression): Promise<Buffer> {
-  const { parts, length } = await compressToParts(data, method);
+export async function compress(data: Buffer, method: Compression, level?: number): Promise<Buffer> {
+  const { parts, length } = await compressToParts(data, method, level);
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
 }
 
-async function encode(data: Buffer, method: Exclude<Compression, 'none'>): Promise<Buffer[]> {
+async function encode(data: Buffer, method: Exclude<Compression, 'none'>, level: number): Promise<Buffer[]> {
   switch (method) {
     case 'zstd':
-      return zstdCompressFrame(data);
+      return zstdCompressFrame(data, level);
     case 'gzip':
-      return [data.length <= SYNC_GZIP_MAX ? zlib.gzipSync(data, { level: 6 }) : await gzip(data, { level: 6, chunkSize: compressedPiece(data.length) })];
+      return [data.length <= SYNC_GZIP_MAX ? zlib.gzipSync(data, { level }) : await gzip(data, { level, chunkSize: compressedPiece(data.length) })];
   }
 }
 

@@ -4,17 +4,31 @@ import { Repository } from '../../repository/repository.ts';
 import { DEFAULT_REPOSITORY_SETTINGS } from '../../repository/marker.ts';
 import { parseStoreUrl } from '../../storage/open.ts';
 import { openToOthers, PRIVATE_DIR_MODE } from '../../util/private-files.ts';
+import { UsageError } from '../../errors.ts';
+import { COMPRESSION_LEVELS, parseCompression, type Compression } from '../../util/compress.ts';
 import { action } from '../program.ts';
 import { printJson } from '../output.ts';
+
+function parseCompressionFlag(value: string): { method: Compression; level?: number } {
+  try {
+    return parseCompression(value);
+  } catch (err) {
+    throw new UsageError(`--compression: ${(err as Error).message}`);
+  }
+}
 
 export function registerInit(program: Command): void {
   program
     .command('init')
     .description('create a repository (default: --repo, the config default, else the built-in local folder)')
     .argument('[repo-url]', 'file:///path, a path, s3://bucket/prefix, gs://bucket/prefix, or a repository name from the config')
-    .addOption(new Option('--compression <method>', 'blob compression').choices(['zstd', 'gzip', 'none']).default('zstd'))
+    .addOption(
+      new Option('--compression <method[:level]>', `blob compression: zstd (levels 1-19, default ${COMPRESSION_LEVELS.zstd.default}), gzip (1-9, default ${COMPRESSION_LEVELS.gzip.default}) or none; e.g. zstd:1`)
+        .argParser(parseCompressionFlag)
+        .default({ method: DEFAULT_REPOSITORY_SETTINGS.compression }, DEFAULT_REPOSITORY_SETTINGS.compression),
+    )
     .action(
-      action(async (ctx, repoUrl: string | undefined, options: { compression: 'zstd' | 'gzip' | 'none' }) => {
+      action(async (ctx, repoUrl: string | undefined, options: { compression: { method: Compression; level?: number } }) => {
         const resolved = ctx.resolveRepository({ url: repoUrl });
         const parsed = parseStoreUrl(resolved.settings.url);
         // A local repository's folder is created on init; buckets must exist already (bak never creates cloud buckets).
@@ -26,7 +40,8 @@ export function registerInit(program: Command): void {
           await mkdir(parsed.root, { recursive: true, mode: PRIVATE_DIR_MODE });
         }
         const store = await ctx.openStore(resolved);
-        const repo = await Repository.init(store, { ...DEFAULT_REPOSITORY_SETTINGS, compression: options.compression });
+        const { method, level } = options.compression;
+        const repo = await Repository.init(store, { ...DEFAULT_REPOSITORY_SETTINGS, compression: method, ...(level !== undefined ? { compressionLevel: level } : {}) });
         if (ctx.out.json) printJson(ctx.out, { repository: repo.description, id: repo.marker.id, settings: repo.marker.settings });
         else ctx.out.write(`created bak repository ${repo.marker.id} at ${repo.description}\n`);
       }),
