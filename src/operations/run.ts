@@ -10,8 +10,8 @@ import { prepareSource } from './job-source.ts';
 import { updateMetricsFile } from './metrics.ts';
 import type { ProgressSink } from '../util/progress.ts';
 
-export interface RunRequest {
-  jobs: string[];
+/** What every job of a run (or a lone `bak backup --job`) is run with. */
+export interface JobSettings {
   config: Config;
   configFile?: string | undefined;
   /** The job's repository, opened once per repository however many jobs use it. */
@@ -20,9 +20,13 @@ export interface RunRequest {
   concurrency: number;
   lockWaitMs: number;
   graceMs: number;
+  metricsFile?: string | undefined;
+}
+
+export interface RunRequest extends JobSettings {
+  jobs: string[];
   /** Prune each repository once, after every job has applied its retention. */
   prune: boolean;
-  metricsFile?: string | undefined;
   /** A progress line for each job as it starts (the n-th of the run, from 0). */
   progressFor?(job: string, n: number): ProgressSink;
   /** Called as each job ends, so a summary can be printed as the night goes. */
@@ -96,21 +100,13 @@ export async function runJobs(request: RunRequest): Promise<RunReport> {
   return { ok: outcomes.every((o) => o.ok) && prunes.every((p) => p.ok), jobs: outcomes, prunes };
 }
 
-export interface JobRequest {
+export interface JobRequest extends JobSettings {
   job: string;
-  config: Config;
-  configFile?: string | undefined;
-  openRepository(job: string): Promise<Repository>;
-  log: Logger;
-  concurrency: number;
-  lockWaitMs: number;
-  graceMs: number;
   /** Apply the job's retention (forget only) after a complete backup: `bak run` does, `bak backup --job` does not. */
   retention: boolean;
   /** Command-line engine options and tags on top of the job's (`bak backup --job`). */
   overrides?: Record<string, unknown>;
   extraTags?: string[];
-  metricsFile?: string | undefined;
   progress?: ProgressSink | undefined;
 }
 
