@@ -207,7 +207,7 @@ async function main(): Promise<void> {
         console.error(`[bench] round ${round}/${rounds}: pg_dump -Fd -j ${jobs} (default gzip) …`);
         const gzDir = path.join(tmpRoot, 'plain-gzip');
         await rm(gzDir, { recursive: true, force: true });
-        const gz = await run(pgTool(server, 'pg_dump'), pgDumpArgs(gzDir).filter((a) => a !== '--compress=0'), { env });
+        const gz = await run(pgTool(server, 'pg_dump'), pgDumpArgs(gzDir).filter((a) => a !== '--compress=0'), { env, rss: true });
         times.pgDumpGzip.push(gz.seconds);
         noteCpu('pgDumpGzip', gz);
         gzipDumpBytes = await dirBytes(gzDir);

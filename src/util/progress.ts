@@ -20,3 +20,19 @@ export const NO_PROGRESS: ProgressSink = {
   totalsKnown: () => undefined,
   advance: () => undefined,
 };
+
+/**
+ * Pieces passed through as they are, their sizes told to `progress` as each goes by: how an engine reports bytes
+ * as they are stored rather than when a whole table or file is done. Without a progress sink, the pieces themselves.
+ */
+export function countedPieces<T>(pieces: AsyncIterable<T>, progress: ProgressSink | undefined, sizeOf: (piece: T) => number): AsyncIterable<T> {
+  if (!progress) return pieces;
+  return (async function* () {
+    for await (const piece of pieces) {
+      progress.advance(0, sizeOf(piece));
+      yield piece;
+    }
+  })();
+}
+
+export const bufferLength = (piece: { length: number }): number => piece.length;

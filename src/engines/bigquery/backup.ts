@@ -9,6 +9,7 @@ import { copyUnit, snapshotUnit } from './copy.ts';
 import { datasetPartitions, partitionCursor, partitionFilter, type PartitionInfo } from './partitions.ts';
 import { openReadSession, streamAsAvroFile, syncMarkerOf } from './read.ts';
 import { tabledataAsAvroFile } from './tabledata.ts';
+import { bufferLength, countedPieces } from '../../util/progress.ts';
 import type { Field } from './values.ts';
 import { datasetRef, type BigQuerySource } from './source.ts';
 
@@ -112,13 +113,18 @@ export async function backupBigQuery(ctx: BackupContext & { source: BigQuerySour
     const datasetIndex = writer.openIndex('datasets');
     const tableIndex = writer.openIndex('tables');
     let totalBytes = 0;
-    for (const dataset of datasets) {
+    if (datasets.length === 0) ctx.progress?.totalsKnown();
+    for (const [n, dataset] of datasets.entries()) {
+      ctx.progress?.activity(`${o.ref.project}.${dataset}`);
       const resource = await getDataset(clients, dataset);
       const routines = await listRoutines(clients, dataset);
       if (routines === null && details.datasets === 0) log.warn(`${clients.where} has no routines API: routines (UDFs, procedures) are not recorded`);
       await datasetIndex.add({ key: dataset, resource: trimResource(resource), routines: routines ?? [] });
       details.datasets++;
       const listed = await listTables(clients, dataset, o.ref, o);
+      // Tables are found dataset by dataset; their sizes in the repository are known only as they are read.
+      ctx.progress?.expect(listed.length, 0);
+      if (n === datasets.length - 1) ctx.progress?.totalsKnown();
       const partitions = await datasetPartitions(clients, dataset);
       if (partitions === null && details.datasets === 1) log.info(`${clients.where} has no INFORMATION_SCHEMA.PARTITIONS: changes are told by each table's lastModifiedTime, rows and bytes`);
       const byPartition = partitions ? partitionCursor(partitions) : null;
@@ -132,6 +138,7 @@ export async function backupBigQuery(ctx: BackupContext & { source: BigQuerySour
         return backupTable(state, table, metadata, parentEntry, tablePartitions);
       });
       for await (const entry of entries) {
+        ctx.progress?.advance(1, 0);
         if (!entry) continue;
         details.tables++;
         details.streamingRows += entry.streamingRows;
@@ -228,18 +235,23 @@ async function backupTable(
     state.ctx.writer.recordFailure(key, `deferred to the next backup: ${deferredReason}`);
   }
   const parentBlobs = (u: Unit) => (u.files ?? []).map((f) => parent!.blobs!.slice(f.blobStart, f.blobStart + f.blobCount));
+  // Progress: extract mode counted the bytes it read as they were stored; the rest is done (carried, copied by a job).
+  const progress = state.ctx.progress;
   for (const p of plan) {
     const t = taken.get(p.want);
     if (p.carried) {
       state.details.unitsCarried++;
       keep(structuredClone(p.carried), parentBlobs(p.carried));
+      progress?.advance(0, p.carried.bytes);
     } else if (t) {
       keep(t.unit, t.blobs);
+      if (o.mode !== 'extract') progress?.advance(0, t.unit.bytes);
     } else {
       // Deferred: what the parent had of this unit stays restorable from this snapshot, marked stale; the next backup
       // (built on this one) takes it again.
       const old = parent?.units.find((u) => u.partition === p.want.partition);
       if (old) keep({ ...structuredClone(old), stale: true }, parentBlobs(old));
+      if (old) progress?.advance(0, old.bytes);
     }
   }
   const entry: TableEntry = { ...base, changeBy: wanted.changeBy, units, ...(deferredReason !== null ? { deferred: true } : {}) };
@@ -253,6 +265,7 @@ async function backupTable(
 async function takeUnit(state: RunState, listed: ListedTable, resource: TableResource, want: Wanted): Promise<{ unit: Unit; blobs: BlobRef[][] }> {
   const o = state.source.options;
   const base = { partition: want.partition, modified: want.modified, snapshot: state.snapshotId };
+  state.ctx.progress?.activity(`${listed.dataset}.${listed.table}${want.partition ? `$${want.partition}` : ''}: ${o.mode === 'extract' ? 'reading' : `${o.mode} job`}`);
   if (o.mode === 'copy') return { unit: { ...base, ...(await copyUnit(state.clients, o, state.snapshotId, listed, want)) }, blobs: [] };
   if (o.mode === 'snapshot') return { unit: { ...base, ...(await snapshotUnit(state.clients, o, state.snapshotId, listed)) }, blobs: [] };
   return readUnit(state, listed, resource, want);
@@ -268,7 +281,7 @@ async function readUnit(state: RunState, listed: ListedTable, resource: TableRes
     const counted = { rows: 0 };
     const readAt = new Date().toISOString();
     const table = { project: o.ref.project, dataset: listed.dataset, table: want.partition ? `${listed.table}$${want.partition}` : listed.table };
-    const content = await state.streams.run(() => ctx.repo.blobs.writeStream(tabledataAsAvroFile(clients, table, (resource.schema?.fields ?? []) as Field[], syncMarker, counted)));
+    const content = await state.streams.run(() => ctx.repo.blobs.writeStream(countedPieces(tabledataAsAvroFile(clients, table, (resource.schema?.fields ?? []) as Field[], syncMarker, counted), ctx.progress, bufferLength)));
     const file: UnitFile = { rows: counted.rows, bytes: content.size, checksum: content.checksum, blobStart: 0, blobCount: content.blobs.length };
     return { unit: { partition: want.partition, rows: counted.rows, bytes: content.size, modified: want.modified, snapshot: state.snapshotId, readAt, files: [file] }, blobs: [content.blobs] };
   }
@@ -283,7 +296,7 @@ async function readUnit(state: RunState, listed: ListedTable, resource: TableRes
     streams.map((stream) =>
       state.streams.run(async () => {
         const counted = { rows: 0 };
-        const content = await ctx.repo.blobs.writeStream(streamAsAvroFile(clients, plan, stream, syncMarker, counted, ctx.signal));
+        const content = await ctx.repo.blobs.writeStream(countedPieces(streamAsAvroFile(clients, plan, stream, syncMarker, counted, ctx.signal), ctx.progress, bufferLength));
         return { counted, content };
       }),
     ),

@@ -134,16 +134,20 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
     const checked = new Map<string, { rows: number }>();
     const pool = new TaskPool(options.jobs);
     const reader = options.reader ?? (details.reader as 'storage' | 'tabledata' | undefined) ?? 'storage';
+    let views = 0;
     for await (const e of tableEntries(ctx.repo.blobs, manifest)) {
       if (!wanted(e)) continue;
       const t = targets.get(e.dataset)!;
       const plan = plans.get(e.key)!;
       if (isDefinitionOnly(e.kind)) {
         if (!options.checkOnly) definitions.push(viewCreator(clients, e, t, options));
+        views++;
         continue;
       }
       await pool.submit(async () => {
+        ctx.progress?.activity(plan.target);
         const result = await restoreTable(ctx, clients, manifest, e, t, plan, options, details.mode, reader);
+        ctx.progress?.advance(1, 0);
         if (result) {
           const rows = result.checkedRows ?? result.actualRows;
           checked.set(e.key, { rows });
@@ -154,7 +158,11 @@ export async function restoreBigQuery(ctx: EngineContext, manifest: Manifest, ta
       });
     }
     await pool.drain();
-    if (definitions.length > 0) await createDefinitions(ctx, definitions);
+    if (definitions.length > 0) {
+      ctx.progress?.activity(`creating ${definitions.length} routine(s), view(s) and definition(s)`);
+      await createDefinitions(ctx, definitions);
+    }
+    ctx.progress?.advance(views, 0);
 
     const report: RestoreReport = {
       items: plans.size,
@@ -325,12 +333,15 @@ async function restoreTable(
       if (!unit?.backupTable) throw new BakError(`${entry.key}: snapshot ${manifest.id} holds no table snapshot for it`);
       if (plan.action === 'replace') await dropTable(clients, target);
       await runJob(clients, { copy: { sourceTables: [parseTableName(unit.backupTable)], destinationTable: target, operationType: 'CLONE', writeDisposition: 'WRITE_EMPTY' } }, jobId('clone', manifest.id, plan.target, randomBytes(4).toString('hex')), { location: options.location, project: t.project });
+      ctx.progress?.advance(0, unit.bytes);
     } else {
       await createTable(clients, entry, target, plan.action === 'replace');
       for (const unit of units) {
         if (!unit.backupTable) throw new BakError(`${entry.key}: snapshot ${manifest.id} holds no backup table for ${unit.partition ?? 'it'}`);
         const destination = { ...target, tableId: unit.partition ? `${target.tableId}$${unit.partition}` : target.tableId };
         await runJob(clients, { copy: { sourceTables: [parseTableName(unit.backupTable)], destinationTable: destination, writeDisposition: 'WRITE_TRUNCATE', createDisposition: 'CREATE_NEVER' } }, jobId('restore', manifest.id, plan.target, unit.partition ?? '', randomBytes(4).toString('hex')), { location: options.location, project: t.project });
+        // Copied by BigQuery: nothing was read from the repository.
+        ctx.progress?.advance(0, unit.bytes);
       }
     }
   }

@@ -19,6 +19,7 @@ import { connectionString, toolEnv, type PostgresSource } from './source.ts';
 import { StagedFile } from './staged-file.ts';
 import { copyOutSql, parseBlobsToc, parseToc, tableDataEntries } from './toc.ts';
 import { findPgTools, probePgTools, type PgTools } from './tools.ts';
+import { countedPieces } from '../../util/progress.ts';
 
 export const DUMP_FILE_KIND = 'pg-dump-file';
 export const GLOBALS_KIND = 'pg-globals';
@@ -170,7 +171,7 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
           const staged = new StagedFile(path.join(dir, file));
           const { chunks, digest } = ingest.ingest(staged.path);
           digest.catch(() => undefined);
-          const item = await writer.addChunkedItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, counted(staged.freeingAsRead(chunks), ctx));
+          const item = await writer.addChunkedItem({ name: `${db.name}/${file}`, kind: DUMP_FILE_KIND }, countedPieces(staged.freeingAsRead(chunks), ctx.progress, (chunk) => chunk.data.length));
           ctx.progress?.advance(1, 0);
           followed.set(file, { item, digest });
           await digest;
@@ -233,14 +234,6 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
     await dumping.catch(() => undefined);
     await ingest.close();
     await rm(staging, { recursive: true, force: true });
-  }
-}
-
-/** Table data as it is stored, for the progress line: the dump's size is known only once pg_dump is done. */
-async function* counted(chunks: AsyncIterable<HashedChunk>, ctx: BackupContext): AsyncGenerator<HashedChunk> {
-  for await (const chunk of chunks) {
-    ctx.progress?.advance(0, chunk.data.length);
-    yield chunk;
   }
 }
 

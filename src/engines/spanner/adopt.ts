@@ -179,15 +179,20 @@ export async function adoptDataflowExport(ctx: BackupContext & { source: Spanner
     const schema: DatabaseSchema = { dialect: 'GOOGLE_STANDARD_SQL', tables, views };
 
     const ddl = restoreDdl(schema);
-    await addDdlItem(ctx.writer, [...ddl.tables, ...ddl.afterData], 'Dataflow export');
+    const ddlItem = await addDdlItem(ctx.writer, [...ddl.tables, ...ddl.afterData], 'Dataflow export');
     ctx.log.info(`adopting ${where}: ${tables.length} tables, ${views.length} views, as a snapshot of ${databasePath(ctx.source.options.ref)}`);
+    ctx.progress?.expect(tables.length, 0);
+    ctx.progress?.totalsKnown();
+    ctx.progress?.advance(0, ddlItem.bytes);
     const done: BackedUpTable[] = [];
     for (const table of tables) {
+      ctx.progress?.activity(`${location}: ${table.name}`);
       const digestColumns = table.columns.filter((c) => c.generationExpression === null).map((c) => c.name);
-      const out = new TableFileWriter(ctx.writer, table, ctx.source.options.avroFileBytes, digestColumns);
+      const out = new TableFileWriter(ctx.writer, table, ctx.source.options.avroFileBytes, digestColumns, undefined, ctx.progress);
       try {
         for (const file of byName.get(table.name)!.files) await readDataFile(store, file, table, (row) => out.add(row));
         done.push({ name: table.name, ...(await out.finish()), ...(digestColumns.length < table.columns.length ? { digestColumns } : {}) });
+        ctx.progress?.advance(1, 0);
       } catch (err) {
         await out.abandon();
         throw err;

@@ -106,8 +106,12 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
   }
   const ddlSource = ddl !== null ? 'GetDatabaseDdl' : 'INFORMATION_SCHEMA';
   const rendered = restoreDdl(schema);
-  await addDdlItem(writer, ddl ?? [...rendered.tables, ...rendered.afterData], ddlSource);
+  const ddlItem = await addDdlItem(writer, ddl ?? [...rendered.tables, ...rendered.afterData], ddlSource);
   log.info(`Spanner ${databasePath(ref)} at ${clients.where}: ${tables.length} tables at ${readTimestamp} (schema from ${ddlSource})`);
+  // Every table is known now; their sizes are not (Avro bytes are counted as they are stored).
+  ctx.progress?.expect(tables.length, 0);
+  ctx.progress?.totalsKnown();
+  ctx.progress?.advance(0, ddlItem.bytes);
 
   const done: BackedUpTable[] = [];
   // `jobs` tables in flight, and `jobs` read streams in all: a table read in partitions takes several.
@@ -116,7 +120,9 @@ async function exportDatabase(ctx: BackupContext & { source: SpannerSource }, se
   const partitioner = new Partitioner(clients, session.session, transactionId, source.options.partitionedReads ? source.options.jobs * 4 : 1);
   for (const table of tables) {
     await pool.submit(async () => {
+      ctx.progress?.activity(`${ref.database}: ${table.name}`);
       done.push(await exportTable(ctx, session, streams, partitioner, transactionId, table));
+      ctx.progress?.advance(1, 0);
     });
   }
   await pool.drain();
@@ -142,7 +148,7 @@ async function exportTable(ctx: BackupContext & { source: SpannerSource }, sessi
   const columns = table.columns.map((c) => c.name);
   const readInto = (part: number | undefined, partitionToken: Uint8Array | undefined) =>
     streams.run(async () => {
-      const out = new TableFileWriter(ctx.writer, table, ctx.source.options.avroFileBytes, undefined, part);
+      const out = new TableFileWriter(ctx.writer, table, ctx.source.options.avroFileBytes, undefined, part, ctx.progress);
       try {
         const read = { session: session.session, transactionId, table: table.name, columns, ...(partitionToken ? { partitionToken } : {}) };
         for await (const batch of readRawRows(session.clients, read, ctx.signal)) for (const row of batch) await out.add(row);

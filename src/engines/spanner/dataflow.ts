@@ -88,6 +88,7 @@ export async function backupDataflow(ctx: BackupContext & { source: SpannerSourc
     }
     const next = job.currentState ?? 'JOB_STATE_UNKNOWN';
     if (next !== state) log.info(`Dataflow job ${jobId}: ${next} after ${Math.round((Date.now() - started) / 1000)} s`);
+    if (next !== state) ctx.progress?.activity(`${ref.database}: Dataflow job ${jobId} ${next}`);
     state = next;
     if (state === 'JOB_STATE_DONE') break;
     if (TERMINAL_FAILED.has(state)) throw new BakError(`${what}: Dataflow job ${jobId} ended ${state}: see it in the Cloud Console (region ${region})`);

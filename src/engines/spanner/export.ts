@@ -72,6 +72,7 @@ export async function exportDataflowLayout(ctx: EngineContext, manifest: Manifes
   let files = 0;
   let bytes = 0;
   for (const table of content.tables) {
+    ctx.progress?.activity(`export: ${table.name}`);
     const entries: Array<{ name: string; md5: string }> = [];
     for (const [i, itemName] of table.files.entries()) {
       const item = items.get(itemName);
@@ -79,6 +80,7 @@ export async function exportDataflowLayout(ctx: EngineContext, manifest: Manifes
       const name = shardName(table.name, i, table.files.length);
       const written = await writeWithMd5(ctx.repo.blobs.readStream(item.blobs), path.join(directory, name));
       entries.push({ name, md5: written.md5 });
+      ctx.progress?.advance(1, 0);
       files++;
       bytes += written.bytes;
     }

@@ -47,6 +47,9 @@ export async function backupNative(ctx: BackupContext & { source: SpannerSource 
   const expireTime = new Date(now.getTime() + ctx.source.options.expireAfterSeconds * 1000);
   const backupId = nativeBackupId(ctx.writer.id, ref.database);
   ctx.log.info(`creating Spanner managed backup ${backupId} of ${databasePath(ref)} (version time ${versionTime.toISOString()}, expires ${expireTime.toISOString()})`);
+  ctx.progress?.activity(`${ref.database}: managed backup ${backupId}`);
+  ctx.progress?.expect(1, 0);
+  ctx.progress?.totalsKnown();
   try {
     const [operation] = await clients.admin.createBackup({
       parent: instancePath(ref),
@@ -63,6 +66,7 @@ export async function backupNative(ctx: BackupContext & { source: SpannerSource 
       expireTime: isoOf(backup.expireTime) ?? expireTime.toISOString(),
       sizeBytes: Number(backup.sizeBytes ?? 0),
     };
+    ctx.progress?.advance(1, details.sizeBytes);
     return { engineDetails: { ...details }, externalData: true, totals: { items: 1, bytes: details.sizeBytes } };
   } catch (err) {
     throw describeSpannerError(err, `native backup of ${databasePath(ref)}`, ref, clients.where);

@@ -4,6 +4,7 @@ import { BakError, MismatchError, UsageError } from '../../errors.ts';
 import type { Manifest, ManifestItem } from '../../repository/manifest.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { Limiter } from '../../util/concurrency.ts';
+import type { ProgressSink } from '../../util/progress.ts';
 import { describeZodError } from '../../util/validation.ts';
 import type { EngineContext, RestoreReport, RestoreTarget } from '../engine.ts';
 import { tableRestoreFields } from '../restore-options.ts';
@@ -65,7 +66,10 @@ export async function restoreSpanner(ctx: EngineContext, manifest: Manifest, tar
     const clients = openClients(options);
     try {
       if (options.dryRun) return { items: 1, bytes: 0, details: { dryRun: true, plans: [{ source: native.backup, target: databasePath(ref), action: 'create' }] } };
+      ctx.progress?.activity(`${ref.database}: restoring managed backup ${native.backup.split('/').pop()}`);
       const restored = await restoreNative(clients.admin, native, ref, clients.where);
+      // Spanner restores it on the server: nothing is read from the repository.
+      ctx.progress?.advance(1, native.sizeBytes);
       if (options.scratch) await clients.admin.dropDatabase({ database: restored.database }).catch(() => undefined);
       return { items: 1, bytes: native.sizeBytes, details: { plans: [{ source: native.backup, target: restored.database, action: 'create' }] } };
     } finally {
@@ -123,18 +127,20 @@ export async function restoreSpanner(ctx: EngineContext, manifest: Manifest, tar
       // A fresh database takes plain inserts (insert-or-update with no non-key column is not valid on every server);
       // rows already there (--force) are updated.
       const mutation = plan.action === 'into-existing' ? 'insertOrUpdate' : 'insert';
-      const loaded = await loadTables(ctx.repo, manifest, session, selected, { ...options, mutation }, ctx.signal);
+      const loaded = await loadTables(ctx.repo, manifest, session, selected, { ...options, mutation }, ctx.signal, ctx.progress);
       commits = loaded.commits;
       bytes = loaded.bytes;
       plan.commits = commits;
       if (ddl.afterData.length) {
         ctx.log.info(`creating ${ddl.afterData.length} indexes, foreign keys and views`);
+        ctx.progress?.activity(`${ref.database}: creating indexes, foreign keys and views`);
         await updateDdl(clients, ref, plan.action === 'create' || plan.action === 'into-empty' ? ddl.afterData : await missingAfterData(session, ddl.afterData));
         await assertSchemaCreated(session, schema);
       }
     }
 
     if (options.verify || options.checkOnly) {
+      ctx.progress?.activity(`${ref.database}: integrity check`);
       const result = await checkRestoredTables(session, selected, options.jobs, ctx.signal);
       plan.tablesChecked = result.tablesChecked;
       plan.rowsChecked = result.rowsChecked;
@@ -207,6 +213,7 @@ async function loadTables(
   tables: ReadonlyArray<{ schema: TableSchema; recorded: BackedUpTable }>,
   options: SpannerRestoreOptions & { mutation: 'insert' | 'insertOrUpdate' },
   signal?: AbortSignal,
+  progress?: ProgressSink,
 ): Promise<{ commits: number; bytes: number }> {
   const items = new Map(manifest.items.map((i) => [i.name, i]));
   const limiter = new Limiter(options.jobs);
@@ -222,9 +229,12 @@ async function loadTables(
     });
     const loading = parent.then(() =>
       limiter.run(async () => {
+        progress?.activity(`${session.ref.database}: ${schema.name}`);
         const loaded = await loadTable(repo, session, schema, files, options, signal);
         commits += loaded.commits;
         bytes += files.reduce((sum, f) => sum + f.bytes, 0);
+        // Its files' bytes were counted as the repository read them; its rows are committed now.
+        progress?.advance(files.length, 0);
       }),
     );
     loading.catch(() => undefined);

@@ -1,5 +1,7 @@
 import { once } from 'node:events';
+import type { ManifestItem } from '../../repository/manifest.ts';
 import type { SnapshotWriter } from '../../repository/snapshot-writer.ts';
+import { bufferLength, countedPieces, type ProgressSink } from '../../util/progress.ts';
 import { AvroFileWriter, tableAvro } from './avro.ts';
 import type { TableSchema } from './schema.ts';
 import { TableDigest } from './table-digest.ts';
@@ -10,8 +12,8 @@ export const DDL_KIND = 'spanner-ddl';
 export const DDL_ITEM = 'schema.ddl';
 
 /** The schema as DDL text, a snapshot item of its own (for people and other tools; restore uses the schema model). */
-export async function addDdlItem(writer: SnapshotWriter, statements: readonly string[], source: string): Promise<void> {
-  await writer.addItem({ name: DDL_ITEM, kind: DDL_KIND, details: { source } }, [Buffer.from(`${statements.join(';\n\n')};\n`)]);
+export async function addDdlItem(writer: SnapshotWriter, statements: readonly string[], source: string): Promise<ManifestItem> {
+  return await writer.addItem({ name: DDL_ITEM, kind: DDL_KIND, details: { source } }, [Buffer.from(`${statements.join(';\n\n')};\n`)]);
 }
 
 /** A table's Avro file `index` (of partition `part`, for a table read in partitions). */
@@ -39,9 +41,12 @@ export class TableFileWriter {
 
   /** `digestColumns`: the columns the digest covers (default all; an adopted export has no generated values). */
   readonly #part: number | undefined;
+  /** Told of the file bytes as they are stored. */
+  readonly #progress: ProgressSink | undefined;
 
-  constructor(writer: SnapshotWriter, table: TableSchema, fileBytes: number, digestColumns?: readonly string[], part?: number) {
+  constructor(writer: SnapshotWriter, table: TableSchema, fileBytes: number, digestColumns?: readonly string[], part?: number, progress?: ProgressSink) {
     this.#part = part;
+    this.#progress = progress;
     this.#writer = writer;
     this.#table = table;
     this.#avro = tableAvro(table);
@@ -62,7 +67,7 @@ export class TableFileWriter {
     const info = { name: avroItemName(this.#table.name, this.files.length, this.#part), kind: AVRO_KIND, rows: 0, details: { table: this.#table.name } };
     this.files.push(info.name);
     const rowsAtStart = this.#digest.rows;
-    this.#stored = this.#writer.addItem(info, file.bytes()).then((item) => {
+    this.#stored = this.#writer.addItem(info, countedPieces(file.bytes(), this.#progress, bufferLength)).then((item) => {
       item.rows = this.#digest.rows - rowsAtStart;
     });
     this.#stored.catch(() => undefined);
