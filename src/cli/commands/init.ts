@@ -41,7 +41,9 @@ export function registerInit(program: Command): void {
         }
         const store = await ctx.openStore(resolved);
         const { method, level } = options.compression;
-        const repo = await Repository.init(store, { ...DEFAULT_REPOSITORY_SETTINGS, compression: method, ...(level !== undefined ? { compressionLevel: level } : {}) });
+        // The level is recorded even when it is the default, so a later default never changes what this repository does.
+        const compressionLevel = level ?? (method === 'none' ? undefined : COMPRESSION_LEVELS[method].default);
+        const repo = await Repository.init(store, { ...DEFAULT_REPOSITORY_SETTINGS, compression: method, ...(compressionLevel !== undefined ? { compressionLevel } : {}) });
         if (ctx.out.json) printJson(ctx.out, { repository: repo.description, id: repo.marker.id, settings: repo.marker.settings });
         else ctx.out.write(`created bak repository ${repo.marker.id} at ${repo.description}\n`);
       }),
