@@ -5,6 +5,7 @@ import { CliContext } from './context.ts';
 import { registerBackup } from './commands/backup.ts';
 import { registerConfigCommands } from './commands/config.ts';
 import { registerDiff } from './commands/diff.ts';
+import { registerDoctor } from './commands/doctor.ts';
 import { registerExport } from './commands/export.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerInit } from './commands/init.ts';
@@ -72,6 +73,7 @@ export function buildProgram(): Command {
   registerPin(program);
   registerConfigCommands(program);
   registerUnlock(program);
+  registerDoctor(program);
 
   // A usage error prints one line plus the usage of the command at fault, then exits 2.
   const configure = (cmd: Command) => {

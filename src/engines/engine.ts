@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import type { DoctorCheck, EngineDoctorContext } from '../operations/doctor.ts';
 import type { ProgressSink } from '../util/progress.ts';
 import type { VerifyLevel, VerifyProblem } from '../repository/checker.ts';
 import type { Manifest, ManifestItem } from '../repository/manifest.ts';
@@ -73,4 +74,6 @@ export interface Engine {
   exportTo?(ctx: EngineContext, manifest: Manifest, directory: string): Promise<{ files: number; bytes: number }>;
   /** What a source URI holds that a backup could cover (databases, tables …), with sizes; for `bak sources`. */
   listSources?(uri: string, options: unknown): Promise<Array<{ name: string; sizeBytes: number; details?: Record<string, unknown> }>>;
+  /** `bak doctor`: the source reachable with its credentials, the tools it needs present; room where it stages. Read-only. */
+  doctor?(source: Source, ctx: EngineDoctorContext): Promise<DoctorCheck[]>;
 }

@@ -13,6 +13,7 @@ import {
   type PutOptions,
   joinedBody,
   type PutBody,
+  type StoreInspection,
 } from './object-store.ts';
 import { LeanGcs } from './gcs-lean.ts';
 import { LEAN_CONNECTIONS } from './http-exchange.ts';
@@ -61,6 +62,12 @@ export class GcsStore implements ObjectStore {
 
   async close(): Promise<void> {
     await this.lean.close();
+  }
+
+  /** Public access prevention, IAM, versioning, retention and the server's clock, for `bak doctor` (gcs-inspect.ts). */
+  async inspect(): Promise<StoreInspection> {
+    const { inspectGcsBucket } = await import('./gcs-inspect.ts');
+    return inspectGcsBucket(this.bucket, this.bucketName, this.endpoint);
   }
 
   private nameOf(key: string): string {

@@ -4,8 +4,18 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, joinedBody, StorageError, type ObjectInfo, type ObjectStore, type PutBody, type PutOptions } from './object-store.ts';
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/private-files.ts';
+import {
+  assertValidKey,
+  joinedBody,
+  StorageError,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutBody,
+  type PutOptions,
+  type StoreFinding,
+  type StoreInspection,
+} from './object-store.ts';
+import { openToOthers, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/private-files.ts';
 
 /** Temporary files live beside the data so that the final link/rename never crosses a filesystem. */
 const TMP_DIR = '.tmp';
@@ -190,6 +200,17 @@ export class LocalStore implements ObjectStore {
         if (st) yield { key, size: st.size, modified: st.mtime };
       }
     }
+  }
+
+  /** For `bak doctor`: whether other accounts on this machine can read the folder (no server, so no clock). */
+  async inspect(): Promise<StoreInspection> {
+    await this.checkAccess();
+    const open = await openToOthers(this.root);
+    const finding: StoreFinding =
+      open === undefined
+        ? { aspect: 'permissions', verdict: 'ok', detail: 'only its owner can read the folder' }
+        : { aspect: 'permissions', verdict: 'warn', detail: `group or others can read ${this.root} (mode ${open.toString(8).padStart(3, '0')})`, fix: `chmod 700 ${this.root}` };
+    return { findings: [finding] };
   }
 
   async delete(key: string): Promise<void> {

@@ -51,7 +51,26 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** Fails with a clear StorageError when the bucket/folder is missing or unreachable. */
   checkAccess(): Promise<void>;
+  /** What the data path never asks (for `bak doctor`): how the bucket/folder is protected, and the server's clock. Read-only. */
+  inspect?(): Promise<StoreInspection>;
   close?(): Promise<void>;
+}
+
+/**
+ * One aspect of a bucket's or folder's protection (public access, versioning, object lock …) as the backend judged it:
+ * `unknown` when the server does not say (an emulator without the API or the field).
+ */
+export interface StoreFinding {
+  aspect: string;
+  verdict: 'ok' | 'warn' | 'fail' | 'unknown';
+  detail: string;
+  fix?: string;
+}
+
+export interface StoreInspection {
+  findings: StoreFinding[];
+  /** The Date header of one of the server's answers and the local clock (ms) when it came; none for a local folder. */
+  serverClock?: { serverDate: Date; localMs: number; via: string };
 }
 
 export type StorageErrorKind =

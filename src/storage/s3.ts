@@ -21,6 +21,7 @@ import {
   type PutOptions,
   joinedBody,
   type PutBody,
+  type StoreInspection,
 } from './object-store.ts';
 import type { StoreSettings } from './open.ts';
 import { LEAN_CONNECTIONS } from './http-exchange.ts';
@@ -198,6 +199,12 @@ export class S3Store implements ObjectStore {
       if (statusOf(err) === 404 && errorName(err) !== 'NoSuchBucket') return;
       throw this.mapError(err, key, 'delete');
     }
+  }
+
+  /** Public access, versioning, object lock and the server's clock, for `bak doctor` (s3-inspect.ts). */
+  async inspect(): Promise<StoreInspection> {
+    const { inspectS3Bucket } = await import('./s3-inspect.ts');
+    return inspectS3Bucket(this.client, this.bucket, this.endpoint);
   }
 
   async close(): Promise<void> {

@@ -23,5 +23,6 @@ export const bigqueryEngine: Engine = {
   verify: async (ctx, manifest, level) => (await external()).verifyBigQuery(ctx, manifest, level),
   restore: async (ctx, manifest, target) => (await restore()).restoreBigQuery(ctx, manifest, target),
   release: async (ctx, manifest) => (await external()).releaseBigQuery(ctx, manifest),
+  doctor: async (source) => (await import('./doctor.ts')).doctorBigQuery(source as BigQuerySource),
   listSources: async (uri, options) => (await sources()).listBigQuerySources(parseBigQuerySource(uri, options)),
 };

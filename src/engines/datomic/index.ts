@@ -18,5 +18,6 @@ export const datomicEngine: Engine = {
   verify: async () => [],
   restore: async (ctx, manifest, target) => (await restore()).restoreDatomic(ctx, manifest, target),
   release: async () => {},
+  doctor: async (source, ctx) => (await import('./doctor.ts')).doctorDatomic(source as DatomicSource, ctx),
   exportTo: async (ctx, manifest, dir) => (await restore()).exportDatomic(ctx, manifest, dir),
 };

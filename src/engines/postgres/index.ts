@@ -18,6 +18,7 @@ export const postgresEngine: Engine = {
   restore: async (ctx, manifest, target) => (await restore()).restorePostgres(ctx, manifest, target),
   // Nothing is kept outside the repository.
   release: async () => {},
+  doctor: async (source, ctx) => (await import('./doctor.ts')).doctorPostgres(source as PostgresSource, ctx),
   // A table's data file (bak_demo/3341.dat) as the table it holds: bak_demo: public.orders. The file id stays in --json.
   itemLabel(item) {
     const d = item.details as { database?: unknown; schema?: unknown; table?: unknown } | undefined;

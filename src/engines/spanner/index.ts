@@ -20,5 +20,6 @@ export const spannerEngine: Engine = {
   verify: async (_ctx, manifest) => (await native()).verifyNativeSnapshot(manifest),
   restore: async (ctx, manifest, target) => (await restore()).restoreSpanner(ctx, manifest, target),
   release: async (_ctx, manifest) => (await native()).releaseNativeSnapshot(manifest),
+  doctor: async (source) => (await import('./doctor.ts')).doctorSpanner(source as SpannerSource),
   exportTo: async (ctx, manifest, dir) => (await exporter()).exportDataflowLayout(ctx, manifest, dir),
 };

@@ -1,0 +1,438 @@
+/**
+ * `bak doctor`: what a backup needs, checked before cron finds out at 3 a.m. The config and its secret references,
+ * each repository in scope (reachable, a bak repository of a known format, writable, not public, versioned, its
+ * server's clock, no stale lock), and each job's source (reachable with its credentials, its tools present, room where
+ * it stages). Read-only, but for one small test object per repository under `doctor/`, created and deleted again.
+ * Returns the checks; never prints.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { rmdir, statfs } from 'node:fs/promises';
+import * as path from 'node:path';
+import { formatBytes } from '../util/format-bytes.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import { resolveRepository, type ResolvedRepository } from '../config/resolve.ts';
+import type { Config, SecretRef } from '../config/schema.ts';
+import { resolveSecret } from '../config/secrets.ts';
+import { BakError, errorMessage, UsageError } from '../errors.ts';
+import { isStale, listLocks } from '../repository/locks.ts';
+import { Repository } from '../repository/repository.ts';
+import { sourceKeyOf } from '../repository/source-key.ts';
+import { LocalStore } from '../storage/local.ts';
+import { StorageError, type ObjectStore, type StoreInspection } from '../storage/object-store.ts';
+import { openStore } from '../storage/open.ts';
+import { scrubSecrets } from '../util/redact.ts';
+import { prepareSource } from './job-source.ts';
+
+export type DoctorStatus = 'ok' | 'warn' | 'fail';
+
+/** One line of `bak doctor`: what was checked, how it stands, and for warn and fail what to do. */
+export interface DoctorCheck {
+  name: string;
+  status: DoctorStatus;
+  detail: string;
+  fix?: string;
+}
+
+/** What an engine's `doctor` gets besides its source. */
+export interface EngineDoctorContext {
+  /** The source's folder under snapshots/ (engines that name things after it, like Datomic's default staging). */
+  sourceKey: string;
+  /**
+   * Free space where the engine stages (`dir`, or its nearest existing parent) against the last complete snapshot's
+   * size: warn, with `fix`, when less. `kept`: the folder holds the previous run's staging (a run adds only new data).
+   */
+  stagingRoom(dir: string, fix: string, options?: { kept?: boolean }): Promise<DoctorCheck>;
+}
+
+export interface DoctorRequest {
+  /** The config as the CLI loads it (it throws for a file that does not parse: that is check 1). */
+  loadConfig: () => LoadedConfig;
+  /** Check this job: its secrets, its repository, its source. */
+  job?: string | undefined;
+  /** Check every job and every repository they use, plus the default repository. */
+  all?: boolean | undefined;
+  /** `--repo`: it wins over the jobs' and the default repository, as it does for backup. */
+  repo?: string | undefined;
+}
+
+export interface DoctorReport {
+  checks: DoctorCheck[];
+  summary: Record<DoctorStatus, number>;
+}
+
+/** Skew of the local clock against a storage server's Date header: warn past a minute; fail past the lock TTL. */
+export const CLOCK_WARN_MS = 60_000;
+/**
+ * 10 minutes is the repository lock's default TTL (locks.ts): with more skew, a live lock another host refreshes can
+ * look expired here (or a crashed one live), and gc's grace periods are off by as much. AWS refuses signatures past 15.
+ */
+export const CLOCK_FAIL_MS = 10 * 60_000;
+/** Test hook: milliseconds added to the local clock reading of the clock check (to fake a skew). */
+export const CLOCK_OFFSET_ENV = 'BAK_DOCTOR_CLOCK_OFFSET_MS';
+
+/** The test object's folder: the one place doctor writes. */
+export const DOCTOR_PREFIX = 'doctor/';
+
+const ok = (name: string, detail: string): DoctorCheck => ({ name, status: 'ok', detail });
+const warn = (name: string, detail: string, fix?: string): DoctorCheck => ({ name, status: 'warn', detail, ...(fix ? { fix } : {}) });
+const fail = (name: string, detail: string, fix?: string): DoctorCheck => ({ name, status: 'fail', detail, ...(fix ? { fix } : {}) });
+
+export async function runDoctor(request: DoctorRequest): Promise<DoctorReport> {
+  if (request.job !== undefined && request.all) throw new UsageError('give --job NAME or --all, not both');
+  const checks: DoctorCheck[] = [];
+  let loaded: LoadedConfig;
+  try {
+    loaded = request.loadConfig();
+  } catch (err) {
+    if (!(err instanceof BakError)) throw err;
+    checks.push(fail('config', err.message, 'correct the config file (bak config check shows every problem); the other checks need it'));
+    return report(checks);
+  }
+  const { config, file } = loaded;
+  if (request.job !== undefined && !config.jobs[request.job]) {
+    throw new UsageError(`no job named "${request.job}" in ${file ?? 'the config (no config file found)'}`);
+  }
+  const nRepos = Object.keys(config.repositories).length;
+  const nJobs = Object.keys(config.jobs).length;
+  checks.push(
+    ok(
+      'config',
+      file
+        ? `${file}: ${nRepos} repositor${nRepos === 1 ? 'y' : 'ies'}, ${nJobs} job${nJobs === 1 ? '' : 's'}`
+        : 'no config file (no --config, no $BAK_CONFIG, no ./bak.config.json): built-in defaults',
+    ),
+  );
+
+  // Scope: the repositories a backup of the jobs in scope would use (--repo and BAK_REPOSITORY win, as they do there).
+  const jobs = request.job !== undefined ? [request.job] : request.all ? Object.keys(config.jobs) : [];
+  const targets = new Map<string, RepoTarget>();
+  const jobRepo = new Map<string, string>();
+  if (request.job === undefined) addTarget(targets, repoTarget(config, request.repo, undefined));
+  for (const job of jobs) jobRepo.set(job, addTarget(targets, repoTarget(config, request.repo, job)));
+
+  checks.push(...secretChecks(config, request.job, request.job !== undefined ? [...targets.values()].map((t) => t.name) : undefined));
+
+  const stores: ObjectStore[] = [];
+  try {
+    const repoResults = await Promise.all([...targets.values()].map((t) => checkRepository(t, stores, file)));
+    const opened = new Map<string, Repository | undefined>();
+    [...targets.keys()].forEach((key, i) => opened.set(key, repoResults[i]!.repo));
+    for (const r of repoResults) checks.push(...r.checks);
+
+    if (request.all && jobs.length === 0) checks.push(ok('jobs', 'no jobs in the config'));
+    const jobResults = await Promise.all(jobs.map((job) => checkJob(job, config, file, opened.get(jobRepo.get(job)!))));
+    for (const r of jobResults) checks.push(...r);
+  } finally {
+    await Promise.all(stores.map((s) => s.close?.().catch(() => undefined)));
+  }
+  return report(checks);
+}
+
+function report(checks: DoctorCheck[]): DoctorReport {
+  const summary: Record<DoctorStatus, number> = { ok: 0, warn: 0, fail: 0 };
+  for (const c of checks) summary[c.status]++;
+  return { checks, summary };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. Secret references
+
+interface SecretSite {
+  where: string;
+  ref: Exclude<SecretRef, string>;
+}
+
+const REPOSITORY_SECRETS = ['accessKeyId', 'secretAccessKey', 'sessionToken'] as const;
+/** Option keys that hold a secret when given as a plain string (a plain string is not a reference, so it cannot fail). */
+const SECRET_KEY = /password|secret|token/i;
+
+/**
+ * Every `{"env"}` / `{"file"}` reference that does not resolve, one line each naming its config path (never a value);
+ * a warning for a secret written into the file as plain text. With a job: only what that job's backup reads.
+ */
+function secretChecks(config: Config, job: string | undefined, repositoryNames: Array<string | undefined> | undefined): DoctorCheck[] {
+  const sites: SecretSite[] = [];
+  const plain: string[] = [];
+  const repos = repositoryNames ? repositoryNames.filter((n): n is string => n !== undefined) : Object.keys(config.repositories);
+  for (const name of repos) {
+    const repo = config.repositories[name];
+    if (!repo) continue;
+    for (const field of REPOSITORY_SECRETS) {
+      const ref = repo[field];
+      const where = `repositories.${name}.${field}`;
+      if (typeof ref === 'string') {
+        if (field !== 'accessKeyId') plain.push(where);
+      } else if (ref !== undefined) sites.push({ where, ref });
+    }
+  }
+  for (const name of job !== undefined ? [job] : Object.keys(config.jobs)) {
+    walkOptions(config.jobs[name]?.options ?? {}, `jobs.${name}.options`, sites, plain);
+  }
+  const checks: DoctorCheck[] = [];
+  for (const site of sites) {
+    try {
+      resolveSecret(site.ref, site.where);
+    } catch (err) {
+      const message = errorMessage(err).replace(`${site.where}: `, '');
+      const fix =
+        'env' in site.ref
+          ? `set ${site.ref.env} in the environment bak runs in (the cron job, the systemd unit, the CI secrets), or change the reference`
+          : `make ${site.ref.file} readable by this user, or change the reference`;
+      checks.push(fail(`secret ${site.where}`, message, fix));
+    }
+  }
+  for (const where of plain) {
+    checks.push(warn(`secret ${where}`, 'written into the config file as plain text', 'use {"env": "NAME"} or {"file": "/path"} instead, and keep the secret out of the file'));
+  }
+  if (checks.length === 0) checks.push(ok('secrets', sites.length ? `${sites.length} secret reference${sites.length === 1 ? '' : 's'} resolve` : 'no secret references'));
+  return checks;
+}
+
+function walkOptions(value: unknown, where: string, sites: SecretSite[], plain: string[]): void {
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) return value.forEach((v, i) => walkOptions(v, `${where}.${i}`, sites, plain));
+  const keys = Object.keys(value);
+  const only = keys[0];
+  if (keys.length === 1 && (only === 'env' || only === 'file') && typeof (value as Record<string, unknown>)[only] === 'string') {
+    sites.push({ where, ref: value as Exclude<SecretRef, string> });
+    return;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v === 'string' && SECRET_KEY.test(k)) plain.push(`${where}.${k}`);
+    else walkOptions(v, `${where}.${k}`, sites, plain);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2-4, 7. Repositories
+
+interface RepoTarget {
+  /** The config name, if the repository has one. */
+  name: string | undefined;
+  /** The name, else the URL: how lines and `bak unlock --repo` name it. */
+  label: string;
+  origin: ResolvedRepository['origin'];
+  resolve: () => ResolvedRepository;
+}
+
+/** The repository a backup of `job` (or a command without one) would use, named without reading its secrets yet. */
+function repoTarget(config: Config, flag: string | undefined, job: string | undefined): RepoTarget {
+  const withoutSecrets: Config = {
+    ...config,
+    repositories: Object.fromEntries(
+      Object.entries(config.repositories).map(([n, r]) => [n, { ...r, accessKeyId: undefined, secretAccessKey: undefined, sessionToken: undefined }]),
+    ),
+  };
+  const shallow = resolveRepository(withoutSecrets, { flag, job });
+  return { name: shallow.name, label: shallow.name ?? shallow.settings.url, origin: shallow.origin, resolve: () => resolveRepository(config, { flag, job }) };
+}
+
+function addTarget(targets: Map<string, RepoTarget>, target: RepoTarget): string {
+  if (!targets.has(target.label)) targets.set(target.label, target);
+  return target.label;
+}
+
+const ORIGIN: Record<ResolvedRepository['origin'], string> = {
+  flag: '--repo',
+  env: 'BAK_REPOSITORY',
+  job: "the job's repository",
+  'config default': 'defaults.repository',
+  'built-in default': 'the built-in default',
+};
+
+function storageFix(err: unknown, url: string): string | undefined {
+  if (err instanceof BakError && err.hint) return err.hint;
+  if (!(err instanceof StorageError)) return undefined;
+  switch (err.kind) {
+    case 'bucket-missing':
+      return url.startsWith('file:') ? `create the repository with: bak init ${url}` : `create the bucket (bak never creates one) or correct the repository URL, then: bak init ${url}`;
+    case 'access-denied':
+      return 'check the credentials and that they may read, write and list the bucket or folder';
+    case 'unreachable':
+      return 'check the endpoint URL and that the server is running';
+    default:
+      return undefined;
+  }
+}
+
+async function checkRepository(target: RepoTarget, stores: ObjectStore[], configFile: string | undefined): Promise<{ checks: DoctorCheck[]; repo?: Repository }> {
+  const name = (aspect: string) => `repo ${target.label}: ${aspect}`;
+  const checks: DoctorCheck[] = [];
+  let resolved: ResolvedRepository;
+  let store: ObjectStore;
+  try {
+    resolved = target.resolve();
+    // Doctor reports; it need not try as hard as a backup (a dead endpoint fails in one connect timeout, not three).
+    store = await openStore({ ...resolved.settings, maxAttempts: resolved.settings.maxAttempts ?? 2 });
+  } catch (err) {
+    checks.push(fail(name('reachable'), `not checked: ${errorMessage(err)}`, err instanceof BakError ? err.hint ?? 'resolve the secret references above' : undefined));
+    return { checks };
+  }
+  stores.push(store);
+  const url = resolved.settings.url;
+
+  try {
+    await store.checkAccess();
+    checks.push(ok(name('reachable'), `${store.description}, chosen by ${ORIGIN[resolved.origin]}`));
+  } catch (err) {
+    checks.push(fail(name('reachable'), errorMessage(err), storageFix(err, url)));
+    return { checks };
+  }
+
+  let repo: Repository | undefined;
+  try {
+    repo = await Repository.open(store);
+    const m = repo.marker;
+    checks.push(ok(name('format'), `bak repository format ${m.version}, id ${m.id}, created ${m.createdAt} by ${m.createdBy}`));
+  } catch (err) {
+    checks.push(fail(name('format'), errorMessage(err), storageFix(err, url) ?? `point the repository at a bak repository, or create one with: bak init ${url}`));
+  }
+
+  if (repo) checks.push(await writeTest(store, name('writable')));
+
+  let inspection: StoreInspection | undefined;
+  if (store.inspect) {
+    try {
+      inspection = await store.inspect();
+      for (const f of inspection.findings) {
+        const status: DoctorStatus = f.verdict === 'unknown' ? 'warn' : f.verdict;
+        checks.push({ name: name(f.aspect), status, detail: f.detail, ...(f.fix && status !== 'ok' ? { fix: f.fix } : {}) });
+      }
+    } catch (err) {
+      checks.push(warn(name('protection'), `could not be determined: ${errorMessage(err)}`));
+    }
+  } else checks.push(warn(name('protection'), 'could not be determined: this storage backend cannot describe its protection'));
+
+  checks.push(clockCheck(name('clock'), store, inspection));
+
+  if (repo) {
+    const unlock = `bak${configFile && target.name ? ` --config ${configFile}` : ''} unlock --repo ${target.label}`;
+    checks.push(...(await lockChecks(store, name, unlock)));
+  }
+  return { checks, ...(repo ? { repo } : {}) };
+}
+
+/** Creates, reads back and deletes one small object under doctor/: the only write doctor makes. */
+async function writeTest(store: ObjectStore, name: string): Promise<DoctorCheck> {
+  const key = `${DOCTOR_PREFIX}${randomBytes(8).toString('hex')}`;
+  const body = Buffer.from(`bak doctor write test, ${new Date().toISOString()}\n`);
+  // A local folder keeps the folders a put makes: remove the ones this test made (a first put also makes .tmp/).
+  const root = store instanceof LocalStore ? store.root : undefined;
+  const tmpExisted = root === undefined || existsSync(path.join(root, '.tmp'));
+  let written = false;
+  try {
+    const { created } = await store.put(key, body, { ifAbsent: true });
+    if (!created) return fail(name, `the test object ${key} already existed (left by another doctor run?)`, `delete ${key} from the repository`);
+    written = true;
+    const back = await store.getBuffer(key);
+    if (!back.equals(body)) return fail(name, `the test object ${key} read back differently (${back.length} bytes, ${body.length} written)`, 'check the storage server or gateway in between');
+    await store.delete(key);
+    written = false;
+    if (await store.head(key)) return fail(name, `the test object ${key} is still there after its delete`, `check that these credentials may delete objects, then delete ${key}`);
+    return ok(name, `created, read back and deleted ${key} (${body.length} bytes)`);
+  } catch (err) {
+    return fail(name, `cannot write: ${errorMessage(err)}`, storageFix(err, store.description) ?? 'give these credentials create, read and delete access to objects');
+  } finally {
+    if (written) await store.delete(key).catch(() => undefined);
+    if (root !== undefined) {
+      await rmdir(path.join(root, DOCTOR_PREFIX)).catch(() => undefined);
+      if (!tmpExisted) await rmdir(path.join(root, '.tmp')).catch(() => undefined);
+    }
+  }
+}
+
+function clockCheck(name: string, store: ObjectStore, inspection: StoreInspection | undefined): DoctorCheck {
+  if (store instanceof LocalStore) return ok(name, 'local repository, no server clock');
+  const clock = inspection?.serverClock;
+  if (!clock) return warn(name, 'could not be determined: no answer of the server carried a Date header');
+  const offset = Number(process.env[CLOCK_OFFSET_ENV] ?? 0);
+  // A Date header has whole seconds: the server's time lies in [date, date + 1 s), so compare with its middle.
+  const skew = clock.localMs + (Number.isFinite(offset) ? offset : 0) - (clock.serverDate.getTime() + 500);
+  const size = Math.abs(skew);
+  const how = `local clock ${formatSkew(size)} ${skew >= 0 ? 'ahead of' : 'behind'} the server (${clock.via})`;
+  const fix = 'synchronise the clock (systemd-timesyncd, chrony or ntpd), here or on the server';
+  if (size > CLOCK_FAIL_MS) return fail(name, `${how}: past ${CLOCK_FAIL_MS / 60_000} minutes, lock expiry and gc grace periods are misjudged`, fix);
+  if (size > CLOCK_WARN_MS) return warn(name, `${how}: more than ${CLOCK_WARN_MS / 1000} s`, fix);
+  return ok(name, size < 1500 ? `within about a second of the server (${clock.via})` : how);
+}
+
+function formatSkew(ms: number): string {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const seconds = Math.round(ms / 1000);
+  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+/** A stale lock (expired, or of a process of this host that is gone: locks.ts's own rule) fails, naming bak unlock. */
+async function lockChecks(store: ObjectStore, name: (aspect: string) => string, unlock: string): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [];
+  const live: string[] = [];
+  try {
+    for await (const lock of listLocks(store)) {
+      if (!('info' in lock)) {
+        checks.push(fail(name(`lock ${lock.key}`), `unreadable lock file: ${lock.error}`, unlock));
+        continue;
+      }
+      const l = lock.info;
+      const holder = `${l.kind} lock of ${l.host} pid ${l.pid} ("${l.command}"), taken ${l.createdAt}`;
+      if (isStale(l)) {
+        const why = Date.parse(l.expiresAt) < Date.now() ? `expired ${l.expiresAt}` : 'its process is gone';
+        checks.push(fail(name(`lock ${l.id}`), `stale ${holder}: ${why}`, `if no bak process uses this repository any more: ${unlock}`));
+      } else live.push(holder);
+    }
+  } catch (err) {
+    return [fail(name('locks'), `cannot list the locks: ${errorMessage(err)}`, 'check that these credentials may list and read locks/')];
+  }
+  if (checks.length === 0) checks.push(ok(name('locks'), live.length ? `no stale locks; ${live.length} live: ${live.join('; ')}` : 'no locks'));
+  return checks;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 5-6. Job sources and staging
+
+async function checkJob(job: string, config: Config, configFile: string | undefined, repo: Repository | undefined): Promise<DoctorCheck[]> {
+  const name = (aspect: string) => `job ${job}: ${aspect}`;
+  let prepared: ReturnType<typeof prepareSource>;
+  try {
+    prepared = prepareSource(config, { job }, configFile);
+  } catch (err) {
+    return [fail(name('source'), `not checked: ${errorMessage(err)}`, err instanceof BakError ? err.hint ?? 'correct the job (or resolve its secret references above)' : undefined)];
+  }
+  const { engine, source } = prepared;
+  const scrub = (text: string) => scrubSecrets(text, source.secrets);
+  if (!engine.doctor) return [warn(name('source'), `not checked: the ${engine.name} engine has no doctor checks`)];
+  const sourceKey = sourceKeyOf(engine.name, source.uri);
+  const ctx: EngineDoctorContext = { sourceKey, stagingRoom: (dir, fix, options) => stagingRoom(dir, fix, options ?? {}, repo, sourceKey) };
+  try {
+    const found = await engine.doctor(source, ctx);
+    return found.map((c) => ({ ...c, name: name(c.name), detail: scrub(c.detail), ...(c.fix ? { fix: scrub(c.fix) } : {}) }));
+  } catch (err) {
+    return [fail(name('source'), scrub(errorMessage(err)), err instanceof BakError && err.hint ? scrub(err.hint) : undefined)];
+  }
+}
+
+async function stagingRoom(dir: string, fix: string, options: { kept?: boolean }, repo: Repository | undefined, sourceKey: string): Promise<DoctorCheck> {
+  const name = 'staging';
+  let existing = path.resolve(dir);
+  while (!existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  let free: number;
+  try {
+    const st = await statfs(existing);
+    free = st.bavail * st.bsize;
+  } catch (err) {
+    return warn(name, `could not be determined: cannot read the free space of ${existing} (${errorMessage(err)})`, fix);
+  }
+  const where = `${formatBytes(free)} free in ${dir}${existing !== path.resolve(dir) ? ` (on ${existing}'s file system)` : ''}`;
+  if (!repo) return warn(name, `${where}; the last snapshot's size is unknown (its repository did not open)`);
+  let last;
+  try {
+    last = await repo.latestSnapshot(sourceKey, 'complete');
+  } catch (err) {
+    return warn(name, `${where}; the last snapshot's size is unknown (${errorMessage(err)})`);
+  }
+  if (!last) return ok(name, `${where}; no complete snapshot yet to compare with`);
+  const needed = last.totals.bytes;
+  if (options.kept) return ok(name, `${where}; it keeps the previous run's output (the last complete snapshot ${last.id} held ${formatBytes(needed)}), so a run needs room for new data only`);
+  if (free < needed) return warn(name, `only ${where}, less than the ${formatBytes(needed)} of the last complete snapshot ${last.id}`, fix);
+  return ok(name, `${where}; the last complete snapshot ${last.id} held ${formatBytes(needed)}`);
+}
