@@ -1,6 +1,10 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgressModule from 'cli-progress';
 import type { ProgressSink } from '../util/progress.ts';
 import { formatBytes } from './output.ts';
+
+// Loaded when a progress line is drawn (a terminal), not by every command: cron runs never pay for it.
+const load = () => createRequire(import.meta.url)('cli-progress') as typeof cliProgressModule;
 
 /** Redraws per second: enough to watch, few enough to cost nothing. */
 const FPS = 4;
@@ -11,13 +15,14 @@ const FPS = 4;
  * the bar again below it, so the two never garble each other.
  */
 export class TerminalProgress implements ProgressSink {
-  private readonly bars: cliProgress.MultiBar;
-  private bar: cliProgress.SingleBar | undefined;
+  private readonly cliProgress = load();
+  private readonly bars: cliProgressModule.MultiBar;
+  private bar: cliProgressModule.SingleBar | undefined;
   private readonly state = { label: '', items: 0, bytes: 0, itemsTotal: 0, bytesTotal: 0, final: false, finished: false };
   private startedAt = 0;
 
   constructor(options: { stream?: NodeJS.WriteStream; forced?: boolean } = {}) {
-    this.bars = new cliProgress.MultiBar({
+    this.bars = new this.cliProgress.MultiBar({
       stream: options.stream ?? process.stderr,
       fps: FPS,
       // --progress on a pipe: a line every few seconds instead of redraws.
@@ -98,7 +103,7 @@ export class TerminalProgress implements ProgressSink {
     const known = s.final || s.finished;
     if (known && (s.bytesTotal > 0 || s.itemsTotal > 0)) {
       const fraction = s.finished ? 1 : Math.min(1, s.bytesTotal > 0 ? s.bytes / s.bytesTotal : s.items / s.itemsTotal);
-      parts.push(`${cliProgress.Format.BarFormat(fraction, { barsize: 20, barCompleteString: '='.repeat(20), barIncompleteString: '-'.repeat(20), barGlue: '' } as cliProgress.Options)} ${Math.floor(fraction * 100)} %`);
+      parts.push(`${this.cliProgress.Format.BarFormat(fraction, { barsize: 20, barCompleteString: '='.repeat(20), barIncompleteString: '-'.repeat(20), barGlue: '' } as cliProgressModule.Options)} ${Math.floor(fraction * 100)} %`);
     }
     if (s.itemsTotal > 0 && known) parts.push(`${s.items}/${s.itemsTotal} items`);
     else if (s.items > 0 || s.itemsTotal > 0) parts.push(`${s.items} items`);

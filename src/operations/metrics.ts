@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { Gauge, Registry } from 'prom-client';
 import { BakError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -81,6 +79,8 @@ async function readValues(file: string, log?: Logger): Promise<Values> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
     throw new BakError(`cannot read the metrics file ${file}: ${(err as Error).message}`);
   }
+  // Loaded here, not at start-up: prom-client brings ~130 modules (OpenTelemetry's API among them) that only a run with a metrics file needs.
+  const { default: parsePrometheusTextFormat } = await import('parse-prometheus-text-format');
   const values: Values = new Map();
   const known = new Set<string>(Object.values(METRICS).map(([name]) => name));
   try {
@@ -103,6 +103,7 @@ async function readValues(file: string, log?: Logger): Promise<Values> {
 }
 
 async function render(values: Values): Promise<string> {
+  const { Gauge, Registry } = await import('prom-client');
   const registry = new Registry();
   for (const [name, help] of Object.values(METRICS)) {
     const byJob = values.get(name);

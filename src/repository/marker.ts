@@ -2,7 +2,13 @@ import { z } from 'zod';
 import { DEFAULT_CHUNKING } from '../util/chunker.ts';
 
 /** `bak-repository.json`: what makes a folder or bucket prefix a bak repository, and how to read it. */
-export const REPOSITORY_FORMAT_VERSION = 1;
+/**
+ * The format this bak writes, and every one it reads. 2 added `settings.compressionLevel`: a bak that reads only 1
+ * (strict about the settings it knows) then says "format version 2 … upgrade bak" rather than "malformed".
+ * The data itself did not change: version 1 repositories are read and written as they are.
+ */
+export const REPOSITORY_FORMAT_VERSION = 2;
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 export const MARKER_KEY = 'bak-repository.json';
 
 export const repositorySettingsSchema = z
@@ -25,7 +31,7 @@ export const markerHeaderSchema = z.object({ format: z.literal('bak-repository')
 export const markerSchema = z
   .object({
     format: z.literal('bak-repository'),
-    version: z.literal(REPOSITORY_FORMAT_VERSION),
+    version: z.union([z.literal(1), z.literal(2)]),
     id: z.string().min(1),
     createdAt: z.iso.datetime(),
     createdBy: z.string(),

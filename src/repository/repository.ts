@@ -15,6 +15,7 @@ import {
   MARKER_KEY,
   markerHeaderSchema,
   markerSchema,
+  READABLE_FORMAT_VERSIONS,
   REPOSITORY_FORMAT_VERSION,
   type RepositoryMarker,
   type RepositorySettings,
@@ -94,9 +95,9 @@ export class Repository {
     }
     const header = markerHeaderSchema.safeParse(json);
     if (!header.success) throw new ConfigError(`${store.description}/${MARKER_KEY} is not a bak repository marker:\n${describeZodError(header.error, json)}`);
-    if (header.data.version !== REPOSITORY_FORMAT_VERSION) {
+    if (!READABLE_FORMAT_VERSIONS.includes(header.data.version)) {
       throw new ConfigError(
-        `repository format version ${header.data.version} at ${store.description} is not supported by bak ${BAK_VERSION} (it reads version ${REPOSITORY_FORMAT_VERSION})`,
+        `repository format version ${header.data.version} at ${store.description} is not supported by bak ${BAK_VERSION} (it reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')})`,
         { hint: header.data.version > REPOSITORY_FORMAT_VERSION ? 'upgrade bak' : undefined },
       );
     }

@@ -63,7 +63,7 @@ describe('the built-in default repository', () => {
     expect(init.stdout).toContain(pathToFileURL(where).href);
     expect(init.stderr).toContain('built-in default');
     const marker = JSON.parse(await readFile(path.join(where, 'bak-repository.json'), 'utf8'));
-    expect(marker).toMatchObject({ format: 'bak-repository', version: 1 });
+    expect(marker).toMatchObject({ format: 'bak-repository', version: 2 });
 
     const ls = await runBak(['ls'], { env: env() });
     expect(ls.code).toBe(0);

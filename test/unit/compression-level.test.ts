@@ -1,6 +1,6 @@
 // The repository's compression level: parsed from `bak init --compression`, recorded in the marker, used for
 // every blob (a higher zstd level stores the same compressible data smaller), and never needed to read it back.
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -44,6 +44,26 @@ describe('compression level', () => {
     expect(small.length).toBeLessThan(fast.length);
     expect((await decompress(fast, data.length)).equals(data)).toBe(true);
     expect((await decompress(small, data.length)).equals(data)).toBe(true);
+  });
+
+  it('a format 1 repository (no level recorded, as an older bak made it) still opens, writes and reads', async () => {
+    const dir = path.join(await mkdtemp(path.join(tmpdir(), 'bak-v1-')), 'repo');
+    const init = await runBak(['init', dir]);
+    expect(init.code, show(init)).toBe(0);
+    const markerFile = path.join(dir, 'bak-repository.json');
+    const marker = JSON.parse(await readFile(markerFile, 'utf8'));
+    expect(marker.version).toBe(2);
+    delete marker.settings.compressionLevel;
+    await writeFile(markerFile, JSON.stringify({ ...marker, version: 1 }));
+    const store = await openStore({ url: pathToFileURL(dir).href });
+    const repo = await Repository.open(store);
+    const writer = await repo.beginSnapshot({ engine: 'fixture-dir', source: 'dir:///srv/v1' });
+    await writer.addItem({ name: 'prose.txt', kind: 'file' }, [prose(200_000)]);
+    const [item] = (await writer.commit()).items;
+    expect(Buffer.concat(await Promise.all(item!.blobs.map((b) => repo.blobs.get(b)))).equals(prose(200_000))).toBe(true);
+    await store.close?.();
+    const ls = await runBak(['--repo', dir, 'ls']);
+    expect(ls.code, show(ls)).toBe(0);
   });
 
   it('bak init --compression zstd:1 records the level and the repository writes with it', async () => {
