@@ -8,8 +8,10 @@
 //      and the RSS through the 100,000-key run (sampled from /proc), which tells growth with keys from a warm-up
 // and prints a table of the figures against the issue's goals. Cleans up its buckets and folders (unless --keep).
 //
-// Usage: node bench/s3.ts [--small N] [--large N] [--large-mib N] [--keys N] [--concurrency N] [--rounds N] [--dir D] [--tls] [--keep]
-//   --small        small objects in the main bucket (default 10000)
+// Usage: node bench/s3.ts [--small N] [--json N] [--large N] [--large-mib N] [--keys N] [--concurrency N] [--rounds N] [--dir D] [--tls] [--keep]
+//   --small        small objects in the main bucket (default 10000), random bytes (rclone and bak only copy them)
+//   --json         objects of JSON log lines (16-64 KiB, compress ~4:1) beside them (default 0): what bak compresses and
+//                  rclone only copies
 //   --large        large objects (default 3), of --large-mib MiB each (default 64)
 //   --keys         keys of the tiny-object bucket for the memory figure (default 100000; 10 % of them are backed up
 //                  alone for the smaller figure)
@@ -38,6 +40,7 @@ import { requireServer } from '../test/helpers/servers.ts';
 const { values: flags } = parseArgs({
   options: {
     small: { type: 'string', default: '10000' },
+    json: { type: 'string', default: '0' },
     large: { type: 'string', default: '3' },
     'large-mib': { type: 'string', default: '64' },
     keys: { type: 'string', default: '100000' },
@@ -49,12 +52,13 @@ const { values: flags } = parseArgs({
   },
 });
 const SMALL = Number(flags.small);
+const JSON_LOGS = Number(flags.json);
 const LARGE = Number(flags.large);
 const LARGE_MIB = Number(flags['large-mib']);
 const KEYS = Number(flags.keys);
 const CONCURRENCY = Number(flags.concurrency);
 const ROUNDS = Number(flags.rounds);
-if (![SMALL, LARGE_MIB, KEYS, CONCURRENCY, ROUNDS].every((n) => Number.isInteger(n) && n > 0) || !Number.isInteger(LARGE) || LARGE < 0) {
+if (![SMALL, LARGE_MIB, KEYS, CONCURRENCY, ROUNDS].every((n) => Number.isInteger(n) && n > 0) || !Number.isInteger(LARGE) || LARGE < 0 || !Number.isInteger(JSON_LOGS) || JSON_LOGS < 0) {
   throw new Error('usage: node bench/s3.ts [--small N] [--large N] [--large-mib N] [--keys N] [--concurrency N] [--rounds N] [--dir D] [--keep]');
 }
 const SMALL_KEYS = Math.max(1, Math.round(KEYS / 10));
@@ -136,6 +140,29 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/** Log lines as services write them: a time, a level, a route, ids, a duration; repetitive enough to compress ~4:1. */
+function jsonLog(bytes: number): Buffer {
+  const lines: string[] = [];
+  let size = 0;
+  const levels = ['info', 'info', 'info', 'warn', 'error'];
+  const routes = ['/api/orders', '/api/orders/:id', '/api/users/:id', '/healthz', '/api/cart', '/api/search'];
+  for (let t = Date.UTC(2026, 10, 1) + randomInt(0, 86_400_000); size < bytes; t += randomInt(1, 2000)) {
+    const line = JSON.stringify({
+      time: new Date(t).toISOString(),
+      level: levels[randomInt(0, levels.length)],
+      msg: 'request done',
+      route: routes[randomInt(0, routes.length)],
+      status: [200, 200, 200, 201, 404, 500][randomInt(0, 6)],
+      ms: randomInt(1, 900),
+      request: randomBytes(8).toString('hex'),
+      user: randomInt(1, 50_000),
+    });
+    lines.push(line);
+    size += line.length + 1;
+  }
+  return Buffer.from(`${lines.join('\n')}\n`);
+}
+
 const smallKey = (i: number) => `small/${String(i).padStart(5, '0')}.bin`;
 
 async function main(): Promise<void> {
@@ -158,7 +185,7 @@ async function main(): Promise<void> {
 
   try {
     // --- the main bucket ---
-    console.error(`[bench] bucket ${bucketName}: ${SMALL} small objects (1–8 KiB) + ${LARGE} × ${LARGE_MIB} MiB …`);
+    console.error(`[bench] bucket ${bucketName}: ${SMALL} small objects (1–8 KiB)${JSON_LOGS ? ` + ${JSON_LOGS} JSON logs (16–64 KiB)` : ''} + ${LARGE} × ${LARGE_MIB} MiB …`);
     let started = performance.now();
     await createBucket(s3, bucketName);
     buckets.push(bucketName);
@@ -167,8 +194,13 @@ async function main(): Promise<void> {
       PUT_CONCURRENCY,
       (i) => s3.send(new PutObjectCommand({ Bucket: bucketName, Key: smallKey(i), Body: randomBytes(randomInt(1024, 8 * 1024 + 1)) })),
     );
+    await mapLimit(
+      Array.from({ length: JSON_LOGS }, (_, i) => i),
+      PUT_CONCURRENCY,
+      (i) => s3.send(new PutObjectCommand({ Bucket: bucketName, Key: `logs/${String(i).padStart(5, '0')}.jsonl`, Body: jsonLog(randomInt(16 * 1024, 64 * 1024 + 1)), ContentType: 'application/x-ndjson' })),
+    );
     for (let i = 0; i < LARGE; i++) await putLargeObject(s3, bucketName, `large/${i}.bin`, LARGE_MIB * MiB);
-    const totalBytes = (SMALL * 4.5 * 1024 + LARGE * LARGE_MIB * MiB) / MiB;
+    const totalBytes = (SMALL * 4.5 * 1024 + JSON_LOGS * 40 * 1024 + LARGE * LARGE_MIB * MiB) / MiB;
     console.error(`[bench] filled in ${((performance.now() - started) / 1000).toFixed(1)} s (about ${totalBytes.toFixed(0)} MiB)`);
 
     // --- 1. full backup vs rclone copy ---
@@ -202,7 +234,7 @@ async function main(): Promise<void> {
       cpuTimes.rclone.push(rc.cpuSeconds ?? 0);
       rss.rclone = Math.max(rss.rclone, rc.maxRss);
       copied = await dirStats(dest);
-      if (copied.files !== SMALL + LARGE) throw new Error(`rclone copied ${copied.files} files, expected ${SMALL + LARGE}`);
+      if (copied.files !== SMALL + JSON_LOGS + LARGE) throw new Error(`rclone copied ${copied.files} files, expected ${SMALL + JSON_LOGS + LARGE}`);
     };
     const runBak = async (round: number) => {
       repo = path.join(tmpRoot, `repo-${round}`);
@@ -214,7 +246,7 @@ async function main(): Promise<void> {
       cpuTimes.bak.push(full.cpuSeconds ?? 0);
       rss.bakFull = Math.max(rss.bakFull, full.maxRss);
       const d = details(full);
-      if (d.objects !== SMALL + LARGE) throw new Error(`bak recorded ${d.objects} objects, expected ${SMALL + LARGE}`);
+      if (d.objects !== SMALL + JSON_LOGS + LARGE) throw new Error(`bak recorded ${d.objects} objects, expected ${SMALL + JSON_LOGS + LARGE}`);
     };
     // Copies and repositories stay until the end: creating files on ext4 within minutes of deleting thousands costs
     // seconds of kernel time (recently_deleted), which a delete here would charge to whichever run came next. For
@@ -229,6 +261,7 @@ async function main(): Promise<void> {
       }
     }
     const fullDetails = details(full!);
+    const repoBytes = (await dirStats(repo)).bytes;
 
     // --- 2. second snapshot after changing 1 % ---
     const changedCount = Math.max(1, Math.round(SMALL / 100));
@@ -297,9 +330,10 @@ async function main(): Promise<void> {
     const growth = k100.run.maxRss / k10.run.maxRss;
     const rows: string[][] = [
       ['measure', 'rclone copy', 'bak', 'ratio', 'goal', ''],
-      [`full backup, ${SMALL} small + ${LARGE} × ${LARGE_MIB} MiB (s)`, tRclone.toFixed(1), tBak.toFixed(1), ratio.toFixed(3), 'bak/rclone <= 1.0', mark(ratio <= 1.0)],
+      [`full backup, ${SMALL} small${JSON_LOGS ? ` + ${JSON_LOGS} JSON logs` : ''} + ${LARGE} × ${LARGE_MIB} MiB (s)`, tRclone.toFixed(1), tBak.toFixed(1), ratio.toFixed(3), 'bak/rclone <= 1.0', mark(ratio <= 1.0)],
       ['  throughput (MiB/s)', (copied.bytes / MiB / tRclone).toFixed(1), (fullDetails.bytes / MiB / tBak).toFixed(1), '', '', ''],
-      ['  objects/s', ((SMALL + LARGE) / tRclone).toFixed(0), ((SMALL + LARGE) / tBak).toFixed(0), '', '', ''],
+      ['  objects/s', ((SMALL + JSON_LOGS + LARGE) / tRclone).toFixed(0), ((SMALL + JSON_LOGS + LARGE) / tBak).toFixed(0), '', '', ''],
+      ['  bytes on disk (MiB): the copy vs the repository', (copied.bytes / MiB).toFixed(0), (repoBytes / MiB).toFixed(0), (repoBytes / copied.bytes).toFixed(3), '', ''],
       ['  GET requests', '', String(fullDetails.downloaded.getRequests), '', '', ''],
       ['  CPU s (process, user + system)', cpu.rclone.toFixed(2), cpu.bak.toFixed(2), (cpu.bak / cpu.rclone).toFixed(3), '', ''],
       ['  peak RSS (MB)', (rss.rclone / MB).toFixed(0), (rss.bakFull / MB).toFixed(0), '', '', ''],
