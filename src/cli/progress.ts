@@ -16,23 +16,14 @@ const FPS = 4;
  */
 export class TerminalProgress implements ProgressSink {
   private readonly cliProgress = load();
-  private readonly bars: cliProgressModule.MultiBar;
+  private readonly options: { stream: NodeJS.WriteStream; forced: boolean };
+  private bars: cliProgressModule.MultiBar | undefined;
   private bar: cliProgressModule.SingleBar | undefined;
   private readonly state = { label: '', items: 0, bytes: 0, itemsTotal: 0, bytesTotal: 0, final: false, finished: false };
   private startedAt = 0;
 
   constructor(options: { stream?: NodeJS.WriteStream; forced?: boolean } = {}) {
-    this.bars = new this.cliProgress.MultiBar({
-      stream: options.stream ?? process.stderr,
-      fps: FPS,
-      // --progress on a pipe: a line every few seconds instead of redraws.
-      noTTYOutput: Boolean(options.forced),
-      notTTYSchedule: 5000,
-      hideCursor: false,
-      linewrap: false,
-      gracefulExit: false,
-      format: (_options, params) => this.render(params),
-    });
+    this.options = { stream: options.stream ?? process.stderr, forced: Boolean(options.forced) };
   }
 
   /** Shows the line for one operation ("backup", "restore" …); ends any earlier one. */
@@ -40,6 +31,19 @@ export class TerminalProgress implements ProgressSink {
     this.end(false);
     Object.assign(this.state, { label: title, items: 0, bytes: 0, itemsTotal: 0, bytesTotal: 0, final: false, finished: false });
     this.startedAt = Date.now();
+    // A MultiBar per operation: one that was stopped keeps its idea of where the cursor is, and a second bar on it
+    // would move up over the line printed since.
+    this.bars = new this.cliProgress.MultiBar({
+      stream: this.options.stream,
+      fps: FPS,
+      // --progress on a pipe: a line every few seconds instead of redraws.
+      noTTYOutput: this.options.forced,
+      notTTYSchedule: 5000,
+      hideCursor: false,
+      linewrap: false,
+      gracefulExit: false,
+      format: (_options, params) => this.render(params),
+    });
     this.bar = this.bars.create(1, 0, {});
   }
 
@@ -66,7 +70,7 @@ export class TerminalProgress implements ProgressSink {
 
   /** Draws the last state (at 100 % when the operation succeeded) and leaves it on its own line. */
   end(succeeded: boolean): void {
-    if (!this.bar) return;
+    if (!this.bar || !this.bars) return;
     if (succeeded) {
       this.state.finished = true;
       // Done is done: what was skipped (unchanged, already there) counts as handled.
@@ -77,13 +81,13 @@ export class TerminalProgress implements ProgressSink {
     // MultiBar.stop draws the bars but not log lines still buffered: flush those first.
     this.bars.update();
     this.bars.stop();
-    this.bars.remove(this.bar);
     this.bar = undefined;
+    this.bars = undefined;
   }
 
   /** A log line: through the bar while it is shown, else straight to stderr. */
   log(text: string): void {
-    if (this.bar) this.bars.log(text);
+    if (this.bars) this.bars.log(text);
     else process.stderr.write(text);
   }
 

@@ -6,6 +6,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import xterm from '@xterm/headless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeLocation, minioClient, uniqueName, type TestLocation } from '../helpers/backends.ts';
 import { BAK_BIN, runBak, show, writeConfig } from '../helpers/cli.ts';
@@ -13,6 +14,8 @@ import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uni
 import { runCommand } from '../helpers/run.ts';
 import { awsEnv, createBucket, deleteBucketCompletely, type Minio } from '../helpers/s3-fixture.ts';
 import { requireServer } from '../helpers/servers.ts';
+
+const { Terminal } = xterm;
 
 interface State {
   text: string;
@@ -32,6 +35,17 @@ function progressStates(terminal: string): State[] {
     if (states.at(-1)?.text !== state.text) states.push(state);
   }
   return states;
+}
+
+/** What a terminal shows once all of it is drawn: the bytes replayed through a headless xterm, line by line. */
+async function screen(terminal: string): Promise<string[]> {
+  const term = new Terminal({ cols: 200, rows: 60, scrollback: 1000, allowProposedApi: true });
+  await new Promise<void>((resolve) => term.write(terminal, resolve));
+  const lines: string[] = [];
+  const buffer = term.buffer.active;
+  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
+  term.dispose();
+  return lines.filter((l) => l !== '');
 }
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -113,6 +127,19 @@ describe('progress on a terminal', () => {
     if (job === 'bucket') expect(last.items).toBe(OBJECTS);
     // Log lines share the terminal, each on its own line, none cut by a redraw.
     expect(r.terminal).toMatch(/INFO: snapshot \S+ of /);
+  }, 60_000);
+
+  it('bak run: each job gets its line, left at 100 %, and no log line is drawn over (as the terminal shows it)', async () => {
+    const r = await onTerminal(['run', '--job', 'pg', '--job', 'bucket']);
+    expect(r.code, r.terminal).toBe(0);
+    const lines = await screen(r.terminal);
+    const shown = lines.join('\n');
+    for (const job of ['pg', 'bucket']) {
+      expect(shown, shown).toMatch(new RegExp(`INFO: job ${job} ok in `));
+      expect(lines.filter((l) => l.startsWith(`job ${job} (`) || (job === 'pg' && l.includes(`${database}: pg_dump`)) || (job === 'bucket' && l.startsWith(`s3://${bucket}/`))).some((l) => / 100 % /.test(l)), shown).toBe(true);
+    }
+    expect(lines.filter((l) => l.includes('INFO: using repository')), shown).toHaveLength(2);
+    expect(r.stdout).toMatch(/all 2 job\(s\) succeeded/);
   }, 60_000);
 
   it('piped, nothing is drawn and stdout is byte-identical to --no-progress; on a terminal stdout is the same again', async () => {
