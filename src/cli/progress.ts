@@ -38,6 +38,8 @@ export class TerminalProgress implements ProgressSink {
       fps: FPS,
       // --progress on a pipe: a line every few seconds instead of redraws.
       noTTYOutput: this.options.forced,
+      // Off a terminal the last line is printed by the flush in end(); stop() would print it a second time.
+      clearOnComplete: this.options.forced,
       notTTYSchedule: 5000,
       hideCursor: false,
       linewrap: false,
