@@ -55,13 +55,14 @@ python_package() {
   touch "$dir/.installed"
 }
 
-# openssl makes the self-signed certificate of the https MinIO the TLS tests start (Debian package).
-install_openssl() {
-  command -v openssl >/dev/null && { log "openssl present"; return; }
-  [ "$(id -u)" = 0 ] || die "openssl is missing: run 'sudo apt-get install openssl'"
-  log "installing openssl from Debian packages"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null; }
+# deb_tool COMMAND PACKAGE WHY: a Debian package the tests need a command from, installed when the command is missing.
+deb_tool() {
+  local command=$1 package=$2 why=$3
+  command -v "$command" >/dev/null && { log "$command present"; return; }
+  [ "$(id -u)" = 0 ] || die "$command is missing ($why): run 'sudo apt-get install $package'"
+  log "installing $package from Debian packages ($why)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null; }
 }
 
 install_postgres
@@ -72,5 +73,7 @@ go_tool minio "$MINIO_MODULE" "$MINIO_VERSION" "$MINIO_PACKAGE" "$MINIO_BIN" 0
 go_tool handy-spanner "$HANDY_SPANNER_MODULE" "$HANDY_SPANNER_VERSION" "$HANDY_SPANNER_PACKAGE" "$HANDY_SPANNER_BIN" 1
 go_tool bigquery-emulator "$BIGQUERY_EMULATOR_MODULE" "$BIGQUERY_EMULATOR_VERSION" "$BIGQUERY_EMULATOR_PACKAGE" "$BIGQUERY_EMULATOR_BIN" 0
 python_package fastavro "$FASTAVRO_VERSION" "$FASTAVRO_DIR"
-install_openssl
+deb_tool openssl openssl "the self-signed certificate of the https MinIO the TLS tests start"
+deb_tool systemd-analyze systemd "checks the examples' systemd units"
+deb_tool script bsdutils "gives the progress tests a pseudo-terminal"
 log "all test servers installed"
