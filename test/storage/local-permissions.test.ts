@@ -1,7 +1,7 @@
 // A local repository and bak's local output are for their owner only, whatever the umask: bak runs under umask 000
 // (the worst case) and every folder it made is 0700, every file 0600; `bak init` on a folder others can read says
 // so; `bak export` writes owner-only unless --keep-umask.
-import { mkdir, mkdtemp, readdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -59,10 +59,14 @@ describe('local files for their owner only', () => {
     expect(stored.filter((e) => !e.dir).length).toBeGreaterThan(3);
     for (const e of stored) expect(`${e.path} ${e.mode.toString(8)}`).toBe(`${e.path} ${e.dir ? '700' : '600'}`);
 
-    // An S3 snapshot's objects live in its index, which export does not lay out as files: refused, not an empty folder.
-    const refused = await bak('000', ['--repo', repo, 'export', id, '--to-dir', path.join(work, 'export-s3')]);
-    expect(refused.code, show(refused)).toBe(2);
-    expect(refused.stderr).toContain('bak restore');
+    // An S3 snapshot exports each object as a file at its key, owner-only too, with the bytes the test wrote.
+    const s3Export = path.join(work, 'export-s3');
+    const ex3 = await bak('000', ['--repo', repo, 'export', id, '--to-dir', s3Export]);
+    expect(ex3.code, show(ex3)).toBe(0);
+    const s3Files = await modes(s3Export);
+    for (const e of s3Files) expect(`${e.path} ${e.mode.toString(8)}`).toBe(`${e.path} ${e.dir ? '700' : '600'}`);
+    for (let i = 0; i < 4; i++) expect((await readFile(path.join(s3Export, `d${i}`, `obj-${i}`))).equals(Buffer.alloc(30_000 + i, `x${i}`))).toBe(true);
+    expect(s3Files.filter((e) => !e.dir)).toHaveLength(4);
 
     // Export of a snapshot of items (written here through the repository's own writer).
     const store = await openStore({ url: pathToFileURL(repo).href });
@@ -81,6 +85,38 @@ describe('local files for their owner only', () => {
     const ex2 = await bak('022', ['--repo', repo, 'export', itemsId, '--to-dir', shared, '--keep-umask']);
     expect(ex2.code, show(ex2)).toBe(0);
     for (const e of await modes(shared)) expect(`${e.path} ${e.mode.toString(8)}`).toBe(`${e.path} ${e.dir ? '755' : '644'}`);
+  }, 60_000);
+
+  it('bak export of an S3 snapshot: a directory marker becomes its folder; keys that cannot be files are named, the rest written, exit 1', async () => {
+    // MinIO refuses keys that cannot be paths (a//b, x/../y) and a key beside a "folder" of the same name, so the
+    // snapshot with such keys (which AWS S3 allows) is written here with the repository's own writer.
+    const repo = path.join(work, 'repo-odd');
+    expect((await bak('022', ['init', repo])).code).toBe(0);
+    const store = await openStore({ url: pathToFileURL(repo).href });
+    const repository = await Repository.open(store);
+    const writer = await repository.beginSnapshot({ engine: 's3', source: 's3://odd' });
+    const index = writer.openIndex('objects');
+    const objects: Array<[string, string]> = [['a', 'a file'], ['a/b', 'under a'], ['logs/', ''], ['x/../y', 'climbs'], ['z//ok', 'empty segment'], ['z/ok.txt', 'fine']];
+    for (const [key, body] of objects.sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const written = await repository.blobs.writeBuffer(Buffer.from(body));
+      await index.add({ key, size: written.size, etag: 'e', lastModified: new Date().toISOString(), metadata: {}, tags: {}, checksum: written.checksum, blobs: written.blobs });
+    }
+    await writer.closeIndex(index);
+    const details = { mode: 'copy', bucket: 'odd', prefix: '', endpoint: null, region: null, forcePathStyle: false, checksums: null, deleteVersions: false };
+    const { id: oddId } = await writer.commit({ engineDetails: details, totals: { items: objects.length, bytes: 0 } });
+    await store.close?.();
+
+    const out = path.join(work, 'export-odd');
+    const ex = await bak('022', ['--repo', repo, 'export', oddId, '--to-dir', out]);
+    expect(ex.code, show(ex)).toBe(1);
+    expect(ex.stderr).toMatch(/exported 2 objects to .*, but 3 could not be files/);
+    expect(ex.stderr).toMatch(/  (a|a\/b): collides with another key/);
+    expect(ex.stderr).toContain('x/../y: not a file name');
+    expect(ex.stderr).toContain('z//ok: not a file name');
+    expect(ex.stderr).toContain('bak restore');
+    expect((await stat(path.join(out, 'logs'))).isDirectory()).toBe(true);
+    expect(await readFile(path.join(out, 'z', 'ok.txt'), 'utf8')).toBe('fine');
+    expect(await readdir(path.dirname(out))).not.toContain('y');
   }, 60_000);
 
   it('bak init on an existing folder others can read warns and names the fix', async () => {

@@ -15,5 +15,6 @@ export const s3Engine: Engine = {
   verify: async (ctx, manifest) => (await versions()).verifyVersions(ctx, manifest),
   restore: async (ctx, manifest, target) => (await restore()).restoreS3(ctx, manifest, target),
   release: async (ctx, manifest) => (await versions()).releaseVersions(ctx, manifest),
+  exportTo: async (ctx, manifest, dir) => (await import('./export.ts')).exportS3(ctx, manifest, dir),
   doctor: async (source) => (await import('./doctor.ts')).doctorS3(source as S3Source),
 };
