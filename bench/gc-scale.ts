@@ -19,8 +19,7 @@ if (mode === 'measure') {
   const repo = await Repository.open(new LocalStore(a));
   const started = performance.now();
   const report = await runGc(repo, {
-    select: () => true,
-    policyFor: () => ({ policy: { keepLast: 50 }, origin: 'bench' }),
+    forget: { select: () => true, policyFor: () => ({ policy: { keepLast: 50 }, origin: 'bench' }) },
     dryRun: true,
     graceMs: 0,
     prune: true,

@@ -18,6 +18,24 @@ export function resolveSecret(ref: SecretRef | undefined, where: string, env: No
   }
 }
 
+/** A `{"env": …}` or `{"file": …}` reference (a plain string is a value, not a reference). */
+export function isSecretReference(value: unknown): value is Exclude<SecretRef, string> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  return keys.length === 1 && (keys[0] === 'env' || keys[0] === 'file') && typeof (value as Record<string, unknown>)[keys[0]] === 'string';
+}
+
+/** Every reference inside `value` (engine options, repositories …), with its config path. */
+export function* secretReferences(value: unknown, where: string): Generator<{ where: string; ref: Exclude<SecretRef, string> }> {
+  if (isSecretReference(value)) {
+    yield { where, ref: value };
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
+  for (const [k, v] of entries) yield* secretReferences(v, `${where}.${k}`);
+}
+
 /**
  * Replaces every `{"env": …}` / `{"file": …}` reference inside engine options with its value, and
  * returns the values found so they can be scrubbed from any message.
@@ -27,9 +45,8 @@ export function resolveSecretsDeep(value: unknown, where: string, env: NodeJS.Pr
   const walk = (v: unknown, path: string): unknown => {
     if (v === null || typeof v !== 'object') return v;
     if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}.${i}`));
-    const keys = Object.keys(v);
-    if (keys.length === 1 && (keys[0] === 'env' || keys[0] === 'file') && typeof (v as Record<string, unknown>)[keys[0]!] === 'string') {
-      const secret = resolveSecret(v as SecretRef, path, env)!;
+    if (isSecretReference(v)) {
+      const secret = resolveSecret(v, path, env)!;
       secrets.push(secret);
       return secret;
     }

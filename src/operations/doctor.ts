@@ -13,7 +13,7 @@ import { formatBytes } from '../util/format-bytes.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { resolveRepository, type ResolvedRepository } from '../config/resolve.ts';
 import type { Config, SecretRef } from '../config/schema.ts';
-import { resolveSecret } from '../config/secrets.ts';
+import { isSecretReference, resolveSecret } from '../config/secrets.ts';
 import { BakError, errorMessage, UsageError } from '../errors.ts';
 import { isStale, listLocks } from '../repository/locks.ts';
 import { Repository } from '../repository/repository.ts';
@@ -111,13 +111,14 @@ export async function runDoctor(request: DoctorRequest): Promise<DoctorReport> {
   if (request.job === undefined) addTarget(targets, repoTarget(config, request.repo, undefined));
   for (const job of jobs) jobRepo.set(job, addTarget(targets, repoTarget(config, request.repo, job)));
 
-  checks.push(...secretChecks(config, request.job, request.job !== undefined ? [...targets.values()].map((t) => t.name) : undefined));
+  // With a job, only the repository its backup uses (when it is a named one) has its secrets read.
+  const repoNames = request.job !== undefined ? [...targets.values()].flatMap((t) => (t.name !== undefined ? [t.name] : [])) : undefined;
+  checks.push(...secretChecks(config, request.job, repoNames));
 
   const stores: ObjectStore[] = [];
   try {
     const repoResults = await Promise.all([...targets.values()].map((t) => checkRepository(t, stores, file)));
-    const opened = new Map<string, Repository | undefined>();
-    [...targets.keys()].forEach((key, i) => opened.set(key, repoResults[i]!.repo));
+    const opened = new Map([...targets.keys()].map((key, i) => [key, repoResults[i]!.repo] as const));
     for (const r of repoResults) checks.push(...r.checks);
 
     if (request.all && jobs.length === 0) checks.push(ok('jobs', 'no jobs in the config'));
@@ -151,11 +152,10 @@ const SECRET_KEY = /password|secret|token/i;
  * Every `{"env"}` / `{"file"}` reference that does not resolve, one line each naming its config path (never a value);
  * a warning for a secret written into the file as plain text. With a job: only what that job's backup reads.
  */
-function secretChecks(config: Config, job: string | undefined, repositoryNames: Array<string | undefined> | undefined): DoctorCheck[] {
+function secretChecks(config: Config, job: string | undefined, repositoryNames: string[] | undefined): DoctorCheck[] {
   const sites: SecretSite[] = [];
   const plain: string[] = [];
-  const repos = repositoryNames ? repositoryNames.filter((n): n is string => n !== undefined) : Object.keys(config.repositories);
-  for (const name of repos) {
+  for (const name of repositoryNames ?? Object.keys(config.repositories)) {
     const repo = config.repositories[name];
     if (!repo) continue;
     for (const field of REPOSITORY_SECRETS) {
@@ -192,10 +192,8 @@ function secretChecks(config: Config, job: string | undefined, repositoryNames: 
 function walkOptions(value: unknown, where: string, sites: SecretSite[], plain: string[]): void {
   if (value === null || typeof value !== 'object') return;
   if (Array.isArray(value)) return value.forEach((v, i) => walkOptions(v, `${where}.${i}`, sites, plain));
-  const keys = Object.keys(value);
-  const only = keys[0];
-  if (keys.length === 1 && (only === 'env' || only === 'file') && typeof (value as Record<string, unknown>)[only] === 'string') {
-    sites.push({ where, ref: value as Exclude<SecretRef, string> });
+  if (isSecretReference(value)) {
+    sites.push({ where, ref: value });
     return;
   }
   for (const [k, v] of Object.entries(value)) {
@@ -413,7 +411,8 @@ async function checkJob(job: string, config: Config, configFile: string | undefi
 
 async function stagingRoom(dir: string, fix: string, options: { kept?: boolean }, repo: Repository | undefined, sourceKey: string): Promise<DoctorCheck> {
   const name = 'staging';
-  let existing = path.resolve(dir);
+  const resolved = path.resolve(dir);
+  let existing = resolved;
   while (!existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
   let free: number;
   try {
@@ -422,7 +421,7 @@ async function stagingRoom(dir: string, fix: string, options: { kept?: boolean }
   } catch (err) {
     return warn(name, `could not be determined: cannot read the free space of ${existing} (${errorMessage(err)})`, fix);
   }
-  const where = `${formatBytes(free)} free in ${dir}${existing !== path.resolve(dir) ? ` (on ${existing}'s file system)` : ''}`;
+  const where = `${formatBytes(free)} free in ${dir}${existing !== resolved ? ` (on ${existing}'s file system)` : ''}`;
   if (!repo) return warn(name, `${where}; the last snapshot's size is unknown (its repository did not open)`);
   let last;
   try {

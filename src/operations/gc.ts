@@ -15,11 +15,17 @@ import type { ProgressSink } from '../util/progress.ts';
 
 export const TRASH_PREFIX = 'trash/';
 
-export interface GcRequest {
+/** What gc forgets: the snapshots in scope, and each source's policy. */
+export interface ForgetScope {
   /** Which snapshots are in scope (by job, source, or all). */
   select(manifest: Manifest): boolean;
   /** The policy for a source, given its newest snapshot; undefined means "no policy: never pruned". */
   policyFor(newest: Manifest): { policy: RetentionPolicy; origin: string } | undefined;
+}
+
+export interface GcRequest {
+  /** Absent: forget nothing, prune only (`bak run`, once its jobs have forgotten), and read no manifest to plan it. */
+  forget?: ForgetScope;
   dryRun: boolean;
   /** Blobs younger than this are never deleted, referenced or not. */
   graceMs: number;
@@ -103,6 +109,8 @@ export async function runGc(repo: Repository, request: GcRequest): Promise<GcRep
 }
 
 async function planForget(repo: Repository, request: GcRequest, now: Date): Promise<GcGroupReport[]> {
+  const scope = request.forget;
+  if (!scope) return [];
   const bySource = new Map<string, { newest: Manifest; summaries: Summary[] }>();
   for await (const entry of repo.listSnapshots()) {
     if ('error' in entry) {
@@ -111,7 +119,7 @@ async function planForget(repo: Repository, request: GcRequest, now: Date): Prom
       });
     }
     const m = entry.manifest;
-    if (!request.select(m)) continue;
+    if (!scope.select(m)) continue;
     const group = bySource.get(m.sourceKey) ?? { newest: m, summaries: [] };
     if (m.startedAt >= group.newest.startedAt) group.newest = m;
     group.summaries.push({ id: m.id, key: entry.key, startedAt: m.startedAt, status: m.status });
@@ -120,7 +128,7 @@ async function planForget(repo: Repository, request: GcRequest, now: Date): Prom
   const pins = await listPins(repo.store);
   const reports: GcGroupReport[] = [];
   for (const [sourceKey, { newest, summaries }] of bySource) {
-    const chosen = request.policyFor(newest);
+    const chosen = scope.policyFor(newest);
     const snapshots = summaries.map((s) => ({ ...s, pinned: pins.has(s.id) }));
     const decisions = chosen
       ? applyPolicy(snapshots, chosen.policy, now)

@@ -38,13 +38,18 @@ type MetricKey = keyof typeof METRICS;
 type Values = Map<string, Map<string, number>>; // metric name → job → value
 
 /**
- * Updates one job's series in a Prometheus text-format file, keeping every other job's (the node_exporter
+ * Updates jobs' series (one read and one write of the file, however many jobs) in a Prometheus text-format file, keeping every other job's (the node_exporter
  * textfile collector reads one file for all of them). The file is written beside itself and renamed into place,
  * so the collector never reads half a file. Two bak processes updating the same file at the same moment can lose
  * one's update (the next run writes it again); a run is one process, so `bak run` never races itself.
  */
-export async function updateMetricsFile(file: string, job: string, update: JobMetricsUpdate, log?: Logger): Promise<void> {
+export async function updateMetricsFile(file: string, updates: ReadonlyMap<string, JobMetricsUpdate>, log?: Logger): Promise<void> {
   const values = await readValues(file, log);
+  for (const [job, update] of updates) applyUpdate(values, job, update);
+  await writeAtomically(file, await render(values));
+}
+
+function applyUpdate(values: Values, job: string, update: JobMetricsUpdate): void {
   const set = (key: MetricKey, value: number) => {
     const name = METRICS[key][0];
     let byJob = values.get(name);
@@ -68,7 +73,6 @@ export async function updateMetricsFile(file: string, job: string, update: JobMe
     set('lastVerify', seconds(update.verify.at));
     set('lastVerifyOk', update.verify.ok ? 1 : 0);
   }
-  await writeAtomically(file, await render(values));
 }
 
 async function readValues(file: string, log?: Logger): Promise<Values> {

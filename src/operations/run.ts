@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.ts';
 import { BakError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Manifest } from '../repository/manifest.ts';
-import { SNAPSHOTS_PREFIX, type Repository } from '../repository/repository.ts';
+import type { Repository } from '../repository/repository.ts';
 import { runBackup } from './backup.ts';
 import { runGc, type PruneReport } from './gc.ts';
 import { JobHooks } from './hooks.ts';
@@ -71,7 +71,8 @@ export async function runJobs(request: RunRequest): Promise<RunReport> {
   const toPrune = new Map<string, Repository>();
   for (const [n, job] of request.jobs.entries()) {
     const { outcome, forgotIn } = await runJob({ ...request, job, retention: true, progress: request.progressFor?.(job, n) });
-    if (outcome.error) request.log.error(`job ${job} failed: ${outcome.error}`);
+    if (outcome.ok) request.log.info(describeOutcome(outcome));
+    else request.log.error(describeOutcome(outcome));
     if (forgotIn) toPrune.set(forgotIn.description, forgotIn);
     outcomes.push(outcome);
     request.onJobDone?.(outcome);
@@ -81,8 +82,6 @@ export async function runJobs(request: RunRequest): Promise<RunReport> {
     for (const [description, repo] of toPrune) {
       try {
         const gc = await runGc(repo, {
-          select: () => false,
-          policyFor: () => undefined,
           dryRun: false,
           graceMs: request.graceMs,
           prune: true,
@@ -129,11 +128,10 @@ export async function runJob(request: JobRequest): Promise<JobResult> {
   const outcome: JobOutcome = { job, ok: false, durationSeconds: 0, bytes: 0, newBytes: 0, forgotten: null };
   const result: JobResult = { outcome };
   let repo: Repository | undefined;
-  let stage = 'set-up';
+  let inRetention = false;
   try {
     const { engine, source } = prepareSource(request.config, { job, ...(request.overrides ? { overrides: request.overrides } : {}) }, request.configFile);
     repo = await request.openRepository(job);
-    stage = 'backup';
     const manifest = await runBackup(repo, {
       engine,
       source,
@@ -148,11 +146,10 @@ export async function runJob(request: JobRequest): Promise<JobResult> {
     Object.assign(outcome, { snapshot: manifest.id, status: manifest.status, bytes: manifest.totals.bytes, newBytes: manifest.totals.newBytes });
     if (manifest.status !== 'complete') throw new BakError(`snapshot ${manifest.id} is ${manifest.status}: ${manifest.failures.map((f) => f.item).join(', ')} failed`);
     if (request.retention && jobConfig?.retention) {
-      stage = 'retention';
+      inRetention = true;
       const retention = jobConfig.retention;
       const gc = await runGc(repo, {
-        select: (m) => m.job === job,
-        policyFor: () => ({ policy: retention, origin: `job ${job}` }),
+        forget: { select: (m) => m.job === job, policyFor: () => ({ policy: retention, origin: `job ${job}` }) },
         dryRun: false,
         graceMs: request.graceMs,
         prune: false,
@@ -167,22 +164,18 @@ export async function runJob(request: JobRequest): Promise<JobResult> {
     outcome.ok = true;
   } catch (err) {
     result.error = err;
-    outcome.error = stage === 'set-up' || stage === 'backup' ? errorMessage(err) : `${stage}: ${errorMessage(err)}`;
+    outcome.error = inRetention ? `retention: ${errorMessage(err)}` : errorMessage(err);
   }
   outcome.durationSeconds = (Date.now() - at.getTime()) / 1000;
   await hooks.send(outcome.ok ? 'success' : 'failure', describeOutcome(outcome), { outcome });
   if (request.metricsFile !== undefined) {
     try {
-      await updateMetricsFile(
-        request.metricsFile,
-        job,
-        {
-          backup: { at, ok: outcome.ok, durationSeconds: outcome.durationSeconds, bytesRead: outcome.bytes, bytesNew: outcome.newBytes },
-          ...(outcome.forgotten !== null ? { snapshotsForgotten: outcome.forgotten } : {}),
-          ...(repo && result.manifest ? { snapshots: await countSnapshots(repo, result.manifest.sourceKey) } : {}),
-        },
-        log,
-      );
+      const update = {
+        backup: { at, ok: outcome.ok, durationSeconds: outcome.durationSeconds, bytesRead: outcome.bytes, bytesNew: outcome.newBytes },
+        ...(outcome.forgotten !== null ? { snapshotsForgotten: outcome.forgotten } : {}),
+        ...(repo && result.manifest ? { snapshots: await countSnapshots(repo, result.manifest.sourceKey) } : {}),
+      };
+      await updateMetricsFile(request.metricsFile, new Map([[job, update]]), log);
     } catch (err) {
       // Monitoring then sees a stale file, which is what an alert on its age is for; the backup stands.
       log.error(errorMessage(err));
@@ -194,7 +187,7 @@ export async function runJob(request: JobRequest): Promise<JobResult> {
 /** A source's snapshots, from a listing of its manifests (none is read). */
 async function countSnapshots(repo: Repository, sourceKey: string): Promise<number> {
   let count = 0;
-  for await (const obj of repo.store.list(`${SNAPSHOTS_PREFIX}${sourceKey}/`)) if (obj.key.endsWith('.json')) count++;
+  for await (const _ of repo.listManifestKeys(sourceKey)) count++;
   return count;
 }
 

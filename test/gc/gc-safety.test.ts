@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runGc } from '../../src/operations/gc.ts';
+import { runGc, type GcRequest } from '../../src/operations/gc.ts';
 import { Checker } from '../../src/repository/checker.ts';
 import { LockConflictError } from '../../src/repository/locks.ts';
 import type { Manifest } from '../../src/repository/manifest.ts';
@@ -32,7 +32,7 @@ async function verifyAll(repo: Repository): Promise<{ checked: number; problems:
   return { checked, problems };
 }
 
-const gcRequest = { select: () => true, policyFor: () => ({ policy: { keepLast: 2 }, origin: 'test' }), dryRun: false, graceMs: 0, prune: true, log, concurrency: 4 };
+const gcRequest: GcRequest = { forget: { select: () => true, policyFor: () => ({ policy: { keepLast: 2 }, origin: 'test' }) }, dryRun: false, graceMs: 0, prune: true, log, concurrency: 4 };
 
 describe.each<BackendName>(['minio', 'gcs'])('gc safety on %s', (backend) => {
   let location: TestLocation;

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { resolveRepository } from '../../config/resolve.ts';
-import { resolveSecret, resolveSecretsDeep } from '../../config/secrets.ts';
-import type { SecretRef } from '../../config/schema.ts';
+import { resolveSecret, resolveSecretsDeep, secretReferences } from '../../config/secrets.ts';
 import { findEngine } from '../../engines/registry.ts';
 import { BakError, ExitCode } from '../../errors.ts';
 import { redactObject, redactUri } from '../../util/redact.ts';
@@ -22,18 +21,13 @@ export function registerConfigCommands(program: Command): void {
 
         // Every secret reference must resolve here, or cron will fail at 3 a.m. instead of now.
         const checkSecrets = (value: unknown, where: string) => {
-          if (value === null || typeof value !== 'object') return;
-          if (Array.isArray(value)) return value.forEach((v, i) => checkSecrets(v, `${where}.${i}`));
-          const keys = Object.keys(value);
-          if ((keys.length === 1 && keys[0] === 'env') || (keys.length === 1 && keys[0] === 'file')) {
+          for (const site of secretReferences(value, where)) {
             try {
-              resolveSecret(value as SecretRef, where);
+              resolveSecret(site.ref, site.where);
             } catch (err) {
               problems.push((err as Error).message);
             }
-            return;
           }
-          for (const [k, v] of Object.entries(value)) checkSecrets(v, `${where}.${k}`);
         };
         checkSecrets(cfg.repositories, 'repositories');
 

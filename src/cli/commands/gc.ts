@@ -63,8 +63,7 @@ async function gc(ctx: CliContext, options: GcOptions): Promise<number> {
 
   const repo = await ctx.openRepository(options.job !== undefined ? { job: options.job } : {});
   const report = await runGc(repo, {
-    select,
-    policyFor,
+    forget: { select, policyFor },
     dryRun: Boolean(options.dryRun),
     graceMs,
     prune: options.prune,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../../errors.ts';
-import { describeOutcome, runJobs, type RunReport } from '../../operations/run.ts';
+import { runJobs, type RunReport } from '../../operations/run.ts';
 import { Repository } from '../../repository/repository.ts';
 import { durationMs } from '../../repository/retention.ts';
 import { formatBytes, formatTable, printJson } from '../output.ts';
@@ -60,10 +60,7 @@ export function registerRun(program: Command): void {
           prune: flags.prune,
           metricsFile: flags.metricsFile ?? config.defaults.metricsFile,
           progressFor: (job, n) => ctx.startProgress(`job ${job} (${n + 1} of ${jobs.length})`),
-          onJobDone: (outcome) => {
-            ctx.endProgress(outcome.ok);
-            ctx.log.info(describeOutcome(outcome));
-          },
+          onJobDone: (outcome) => ctx.endProgress(outcome.ok),
         });
         if (ctx.out.json) printJson(ctx.out, report);
         else ctx.out.write(render(report));

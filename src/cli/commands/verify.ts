@@ -76,5 +76,5 @@ function printResult(ctx: CliContext, r: VerifyResult): void {
 async function recordVerifyMetrics(ctx: CliContext, file: string, results: VerifyResult[], at: Date): Promise<void> {
   const byJob = new Map<string, boolean>();
   for (const r of results) if (r.job !== null) byJob.set(r.job, (byJob.get(r.job) ?? true) && r.ok);
-  for (const [job, ok] of byJob) await updateMetricsFile(file, job, { verify: { at, ok } }, ctx.log);
+  await updateMetricsFile(file, new Map([...byJob].map(([job, ok]) => [job, { verify: { at, ok } }])), ctx.log);
 }

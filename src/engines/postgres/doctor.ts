@@ -53,9 +53,9 @@ export async function doctorPostgres(source: PostgresSource, ctx: EngineDoctorCo
     }
   } else {
     // No server version to compare with: say what is there.
-    const found = (await probed).flatMap((p) => ('tools' in p && p.tools ? [p.tools] : []));
-    const newest = found.sort((a, b) => b.major - a.major)[0];
-    const missing = (await probed).find((p) => 'missing' in p);
+    const probes = await probed;
+    const newest = probes.flatMap((p) => ('tools' in p && p.tools ? [p.tools] : [])).sort((a, b) => b.major - a.major)[0];
+    const missing = probes.some((p) => 'missing' in p);
     if (newest && !missing) {
       checks.push({ name: 'pg_dump', status: 'warn', detail: `pg_dump ${newest.version} in ${newest.dir}; whether it is new enough is unknown (not connected)`, fix: 'fix the connection, then run bak doctor again' });
     } else {
