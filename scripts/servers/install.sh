@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every test server bak's suite runs against, at pinned versions, skipping what is already there
 # (or only PostgreSQL, with the argument `postgres`):
-# PostgreSQL 15 from Debian's packages, and MinIO, fake-gcs-server, bigquery-emulator, handy-spanner built with go install.
+# PostgreSQL 15 from Debian's packages, MinIO, fake-gcs-server, bigquery-emulator, handy-spanner built from their pinned
+# modules, and local-kms built from scripts/servers/local-kms (a launcher that binds it to 127.0.0.1).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -41,6 +42,26 @@ go_tool() {
   log "$name built in $((SECONDS - started)) s"
 }
 
+# go_launcher NAME MODULE VERSION DIR BIN CGO
+# Like go_tool, but builds the main package in DIR, a module of this repository whose go.mod requires MODULE@VERSION
+# and whose go.sum is complete, so the build runs with -mod=readonly and never rewrites them.
+go_launcher() {
+  local name=$1 module=$2 version=$3 dir=$4 bin=$5 cgo=$6
+  if [ -x "$bin" ]; then
+    log "$name $version present"
+    return
+  fi
+  command -v go >/dev/null || die "Go is needed to build $name: install Go 1.24 or later"
+  grep -qE "^(require)?[[:space:]]*$module $version( |\$)" "$dir/go.mod" || die "$dir/go.mod does not require $module $version (lib.sh pins that)"
+  log "building $name $version (first time only; kept in $(dirname "$bin"))"
+  local started=$SECONDS
+  mkdir -p "$(dirname "$bin")"
+  (cd "$dir" && CGO_ENABLED="$cgo" GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -o "$bin.partial" .) \
+    || { rm -f "$bin.partial"; die "building $name failed"; }
+  mv "$bin.partial" "$bin"
+  log "$name built in $((SECONDS - started)) s"
+}
+
 # python_package NAME VERSION DIR: pip-installs a pinned package into DIR (put on PYTHONPATH by the tests that use it).
 python_package() {
   local name=$1 version=$2 dir=$3
@@ -72,6 +93,7 @@ go_tool fake-gcs-server "$FAKE_GCS_MODULE" "$FAKE_GCS_VERSION" "$FAKE_GCS_PACKAG
 go_tool minio "$MINIO_MODULE" "$MINIO_VERSION" "$MINIO_PACKAGE" "$MINIO_BIN" 0
 go_tool handy-spanner "$HANDY_SPANNER_MODULE" "$HANDY_SPANNER_VERSION" "$HANDY_SPANNER_PACKAGE" "$HANDY_SPANNER_BIN" 1
 go_tool bigquery-emulator "$BIGQUERY_EMULATOR_MODULE" "$BIGQUERY_EMULATOR_VERSION" "$BIGQUERY_EMULATOR_PACKAGE" "$BIGQUERY_EMULATOR_BIN" 0
+go_launcher local-kms "$LOCAL_KMS_MODULE" "$LOCAL_KMS_VERSION" "$LOCAL_KMS_SRC" "$LOCAL_KMS_BIN" 0
 python_package fastavro "$FASTAVRO_VERSION" "$FASTAVRO_DIR"
 deb_tool openssl openssl "the self-signed certificate of the https MinIO the TLS tests start"
 deb_tool systemd-analyze systemd "checks the examples' systemd units"

@@ -19,6 +19,10 @@ BIGQUERY_EMULATOR_PACKAGE="github.com/goccy/bigquery-emulator/cmd/bigquery-emula
 HANDY_SPANNER_MODULE="github.com/gcpug/handy-spanner"
 HANDY_SPANNER_VERSION="v0.8.0"
 HANDY_SPANNER_PACKAGE="github.com/gcpug/handy-spanner/cmd/handy-spanner"
+# local-kms is built from local-kms/ here, a launcher that binds it to 127.0.0.1; its go.mod pins the same version.
+LOCAL_KMS_MODULE="github.com/nsmithuk/local-kms"
+LOCAL_KMS_VERSION="v0.0.0-20260228092603-2a5e92d09ab6"
+LOCAL_KMS_SRC="$REPO_ROOT/scripts/servers/local-kms"
 PG_MAJOR=15
 # An Avro reader that is not bak's own (avsc): the Spanner export test reads bak's files with it. From PyPI.
 FASTAVRO_VERSION="1.12.1"
@@ -29,6 +33,8 @@ FAKE_GCS_PORT="${BAK_TEST_GCS_PORT:-14443}"
 BIGQUERY_PORT="${BAK_TEST_BIGQUERY_PORT:-19050}"
 BIGQUERY_GRPC_PORT="${BAK_TEST_BIGQUERY_GRPC_PORT:-19060}"
 SPANNER_PORT="${BAK_TEST_SPANNER_PORT:-19010}"
+# Not 19060: that is bigquery-emulator's gRPC port.
+KMS_PORT="${BAK_TEST_KMS_PORT:-19070}"
 
 # Test-only credentials for servers that live on loopback for the length of a test run.
 MINIO_USER="bak-test-admin"
@@ -40,6 +46,8 @@ BIGQUERY_PROJECT="baktest"
 SPANNER_PROJECT="bak-test"
 SPANNER_INSTANCE="bak-test"
 SPANNER_DATABASE="bak-smoke"
+KMS_REGION="us-east-1"
+KMS_ACCOUNT_ID="111122223333"
 
 PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
 
@@ -49,6 +57,8 @@ MINIO_BIN="$(tool_dir minio "$MINIO_VERSION")/minio"
 FAKE_GCS_BIN="$(tool_dir fake-gcs-server "$FAKE_GCS_VERSION")/fake-gcs-server"
 BIGQUERY_EMULATOR_BIN="$(tool_dir bigquery-emulator "$BIGQUERY_EMULATOR_VERSION")/bigquery-emulator"
 HANDY_SPANNER_BIN="$(tool_dir handy-spanner "$HANDY_SPANNER_VERSION")/handy-spanner"
+# The launcher's own sources are in its folder name too, so editing them rebuilds (and an upstream build is never used).
+LOCAL_KMS_BIN="$(tool_dir local-kms-loopback "$LOCAL_KMS_VERSION-$(cd "$LOCAL_KMS_SRC" && cat go.mod go.sum main.go | sha256sum | cut -c1-12)")/local-kms"
 FASTAVRO_DIR="$TOOLS_DIR/python/fastavro-$FASTAVRO_VERSION"
 
 log() { printf '[servers] %s\n' "$*" >&2; }

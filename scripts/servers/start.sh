@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the test servers on 127.0.0.1 (all of them, or those named: postgres minio gcs bigquery spanner)
+# Starts the test servers on 127.0.0.1 (all of them, or those named: postgres minio gcs bigquery spanner kms)
 # and writes their addresses to $SERVERS_DIR/env.json for the tests. A server already running is left alone.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -82,6 +82,18 @@ start_spanner() {
   wait_port "$SPANNER_PORT" spanner "$SERVERS_DIR/spanner.pid"
 }
 
+start_kms() {
+  need_bin "$LOCAL_KMS_BIN" local-kms
+  running kms && { log "local-kms already running on $KMS_PORT"; return; }
+  mkdir -p "$SERVERS_DIR/kms-data"
+  log "starting local-kms on 127.0.0.1:$KMS_PORT"
+  # The launcher in local-kms/ binds 127.0.0.1 (upstream's own main listens on every interface) and reads the same variables.
+  # KMS_SEED_PATH names a file that is not there, so the default /init/seed.yaml is not looked at (the launcher does not seed).
+  PORT="$KMS_PORT" KMS_REGION="$KMS_REGION" KMS_ACCOUNT_ID="$KMS_ACCOUNT_ID" KMS_DATA_PATH="$SERVERS_DIR/kms-data" \
+    KMS_SEED_PATH="$SERVERS_DIR/kms-seed.yaml" spawn kms "$LOCAL_KMS_BIN"
+  wait_port "$KMS_PORT" kms "$SERVERS_DIR/kms.pid"
+}
+
 write_env() {
   cat >"$SERVERS_DIR/env.json" <<JSON
 {
@@ -90,13 +102,14 @@ write_env() {
   "gcs": { "apiEndpoint": "http://127.0.0.1:$FAKE_GCS_PORT", "projectId": "bak-test" },
   "bigquery": { "endpoint": "http://127.0.0.1:$BIGQUERY_PORT", "grpcPort": $BIGQUERY_GRPC_PORT, "projectId": "$BIGQUERY_PROJECT", "bin": "$BIGQUERY_EMULATOR_BIN" },
   "spanner": { "host": "127.0.0.1:$SPANNER_PORT", "projectId": "$SPANNER_PROJECT", "instanceId": "$SPANNER_INSTANCE", "databaseId": "$SPANNER_DATABASE", "bin": "$HANDY_SPANNER_BIN" },
+  "kms": { "endpoint": "http://127.0.0.1:$KMS_PORT", "region": "$KMS_REGION", "accountId": "$KMS_ACCOUNT_ID" },
   "fastavro": { "pythonPath": "$FASTAVRO_DIR" }
 }
 JSON
 }
 
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(postgres minio gcs bigquery spanner)
+[ ${#names[@]} -gt 0 ] || names=(postgres minio gcs bigquery spanner kms)
 for name in "${names[@]}"; do
   case "$name" in
     postgres) start_postgres ;;
@@ -104,7 +117,8 @@ for name in "${names[@]}"; do
     gcs) start_gcs ;;
     bigquery) start_bigquery ;;
     spanner) start_spanner ;;
-    *) die "unknown server '$name' (known: postgres minio gcs bigquery spanner)" ;;
+    kms) start_kms ;;
+    *) die "unknown server '$name' (known: postgres minio gcs bigquery spanner kms)" ;;
   esac
 done
 write_env

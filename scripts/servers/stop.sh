@@ -17,7 +17,7 @@ stop_pid() {
   rm -f "$pidfile"
 }
 
-for name in minio gcs bigquery spanner; do stop_pid "$name"; done
+for name in minio gcs bigquery spanner kms; do stop_pid "$name"; done
 
 data="$SERVERS_DIR/pg/data"
 if [ -f "$data/postmaster.pid" ]; then
