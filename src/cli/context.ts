@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
+import { keySourcesFor, type KeyFlags } from '../config/key-sources.ts';
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
 import { resolveRepository, type ResolvedRepository } from '../config/resolve.ts';
 import { createLogger, type Logger } from '../log.ts';
+import type { KeySource } from '../repository/encryption/key-source.ts';
 import { Repository } from '../repository/repository.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { openStore } from '../storage/open.ts';
@@ -18,6 +20,9 @@ export interface GlobalOptions {
   concurrency?: number;
   /** --progress / --no-progress; undefined: shown when stderr is a terminal and neither --json nor --quiet. */
   progress?: boolean;
+  /** Where an encrypted repository's passphrase is read (never the passphrase itself). */
+  passwordFile?: string;
+  passwordCommand?: string;
 }
 
 /** What every command needs: flags, config, logger, output, and the repository opened on demand. */
@@ -60,8 +65,18 @@ export class CliContext {
   }
 
   async openRepository(options: { job?: string } = {}): Promise<Repository> {
-    const store = await this.openStore(this.resolveRepository(options));
-    return Repository.open(store, { concurrency: this.concurrency });
+    return this.openResolved(this.resolveRepository(options));
+  }
+
+  /** Opens a resolved repository with its key sources (flags, environment, config). */
+  async openResolved(resolved: ResolvedRepository): Promise<Repository> {
+    const store = await this.openStore(resolved);
+    return Repository.open(store, { concurrency: this.concurrency, keys: this.keySources(resolved), expectEncrypted: resolved.encryption !== undefined });
+  }
+
+  /** The key sources for a repository: --password-file / --password-command, BAK_PASSWORD…, its config's encryption; plus KMS keys to wrap with. */
+  keySources(resolved: ResolvedRepository, kms: Pick<KeyFlags, 'awsKmsKey' | 'gcpKmsKey'> = {}): KeySource[] {
+    return keySourcesFor(resolved, { passwordFile: this.globals.passwordFile, passwordCommand: this.globals.passwordCommand, ...kms });
   }
 
   /** A progress line for one operation (backup, restore …) when one is wanted; else a sink that draws nothing. */

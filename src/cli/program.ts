@@ -9,6 +9,7 @@ import { registerDoctor } from './commands/doctor.ts';
 import { registerExport } from './commands/export.ts';
 import { registerGc } from './commands/gc.ts';
 import { registerInit } from './commands/init.ts';
+import { registerKey } from './commands/key.ts';
 import { registerPin } from './commands/pin.ts';
 import { registerRestore } from './commands/restore.ts';
 import { registerRun } from './commands/run.ts';
@@ -54,11 +55,14 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'log only warnings and errors')
     .option('--progress', 'draw a progress line on stderr even when it is not a terminal, or with --json or --quiet')
     .option('--no-progress', 'no progress line, even on a terminal')
+    .option('--password-file <file>', "an encrypted repository's passphrase: the file's first line (default: $BAK_PASSWORD, $BAK_PASSWORD_FILE, $BAK_PASSWORD_COMMAND, then the config)")
+    .option('--password-command <command>', "an encrypted repository's passphrase: the first line the command prints (run by /bin/sh)")
     .addOption(new Option('--concurrency <n>', 'parallel transfers and checks (default: config, else 4)').argParser(parsePositiveInt))
     .showSuggestionAfterError(true)
     .exitOverride();
 
   registerInit(program);
+  registerKey(program);
   registerBackup(program);
   registerRestore(program);
   registerSnapshots(program);

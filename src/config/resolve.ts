@@ -3,13 +3,15 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UsageError } from '../errors.ts';
 import type { StoreSettings } from '../storage/open.ts';
-import { isRepositoryUrl, type Config, type RepositoryConfig } from './schema.ts';
+import { isRepositoryUrl, type Config, type EncryptionConfig, type RepositoryConfig } from './schema.ts';
 import { resolveSecret } from './secrets.ts';
 
 export interface ResolvedRepository {
   /** The config name, or undefined for a URL given directly. */
   name: string | undefined;
   settings: StoreSettings;
+  /** The repository's key sources from the config (repositories.<name>.encryption), if any. */
+  encryption?: EncryptionConfig | undefined;
   /** How it was chosen, for the "using repository …" line. */
   origin: 'flag' | 'env' | 'job' | 'config default' | 'built-in default';
 }
@@ -36,7 +38,7 @@ export function resolveRepository(
   for (const [origin, ref] of candidates) {
     if (ref === undefined) continue;
     const named = config.repositories[ref];
-    if (named) return { name: ref, settings: toStoreSettings(named, `repositories.${ref}`, env), origin };
+    if (named) return { name: ref, settings: toStoreSettings(named, `repositories.${ref}`, env), encryption: named.encryption, origin };
     if (isRepositoryUrl(ref)) return { name: undefined, settings: { url: normalizeLocal(ref) }, origin };
     throw new UsageError(`"${ref}" is neither a repository URL (file://, s3://, gs://, or a path) nor a repository named in the config`);
   }

@@ -14,6 +14,42 @@ export type SecretRef = z.infer<typeof secretSchema>;
 
 const positiveInt = z.number().int().positive();
 
+/**
+ * What opens (and, at init, wraps) an encrypted repository's key. Any of them may be given; each is tried against the
+ * slots of its kind. BAK_PASSWORD, BAK_PASSWORD_FILE, BAK_PASSWORD_COMMAND and --password-file/--password-command
+ * come before `password` and `passwordCommand` here.
+ */
+export const encryptionConfigSchema = z
+  .object({
+    password: secretSchema.optional(),
+    /** Run by the shell; its first line of output is the passphrase (as restic's --password-command). */
+    passwordCommand: z.string().min(1).optional(),
+    awsKms: z
+      .object({
+        /** Needed to add a slot (init, key add); opening uses the key a slot names. */
+        keyId: z.string().min(1).optional(),
+        region: z.string().optional(),
+        endpoint: z.url().optional(),
+        accessKeyId: secretSchema.optional(),
+        secretAccessKey: secretSchema.optional(),
+        sessionToken: secretSchema.optional(),
+      })
+      .strict()
+      .optional(),
+    gcpKms: z
+      .object({
+        /** projects/P/locations/L/keyRings/R/cryptoKeys/K; needed to add a slot. */
+        keyName: z.string().regex(/^projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+$/, 'projects/P/locations/L/keyRings/R/cryptoKeys/K').optional(),
+        apiEndpoint: z.string().min(1).optional(),
+        keyFilename: z.string().optional(),
+        projectId: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type EncryptionConfig = z.infer<typeof encryptionConfigSchema>;
+
 export const repositoryConfigSchema = z
   .object({
     url: z.string().min(1),
@@ -30,6 +66,8 @@ export const repositoryConfigSchema = z
     projectId: z.string().optional(),
     keyFilename: z.string().optional(),
     uploadConcurrency: positiveInt.optional(),
+    /** Key sources: a repository with this section is expected to be encrypted (a plain one is refused). */
+    encryption: encryptionConfigSchema.optional(),
   })
   .strict();
 export type RepositoryConfig = z.infer<typeof repositoryConfigSchema>;

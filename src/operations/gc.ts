@@ -7,7 +7,7 @@ import { readIndex } from '../repository/index-blobs.ts';
 import type { Lock } from '../repository/locks.ts';
 import type { Manifest } from '../repository/manifest.ts';
 import { listPins } from '../repository/pins.ts';
-import { manifestKey, type Repository } from '../repository/repository.ts';
+import { type Repository } from '../repository/repository.ts';
 import { applyPolicy, type PolicyDecision, type RetentionPolicy } from '../repository/retention.ts';
 import { TaskPool } from '../util/concurrency.ts';
 import { IdPrefixSet } from '../util/id-set.ts';
@@ -81,7 +81,7 @@ export async function runGc(repo: Repository, request: GcRequest): Promise<GcRep
   const lock = request.dryRun ? undefined : await repo.lock('exclusive', { command: 'gc', waitMs: request.lockWaitMs ?? 0 });
   try {
     const groups = await planForget(repo, request, now);
-    const forget = groups.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => manifestKey(g.sourceKey, d.id)));
+    const forget = groups.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => repo.manifestKey(g.sourceKey, d.id)));
     const report: GcReport = { dryRun: request.dryRun, groups, forgotten: [], releasePending: [], prune: null };
     if (request.dryRun) {
       report.forgotten = forget;
@@ -177,16 +177,18 @@ async function prune(repo: Repository, request: GcRequest, now: Date, forgetting
     if ('error' in entry) throw new BakError(`${entry.error}; prune stopped before deleting anything`);
     if (forgetting.has(entry.key)) continue;
     const m = entry.manifest;
-    for (const item of m.items) for (const b of item.blobs) referenced.add(b.id);
+    // Marked by stored name (in an encrypted repository a keyed hash of the id), as the listing below gives them.
+    const mark = (id: string) => referenced.add(repo.blobs.storedName(id));
+    for (const item of m.items) for (const b of item.blobs) mark(b.id);
     for (const index of m.indexes) {
       // An index whose chunks were all read before has its entries' blobs marked already.
       if (index.blobs.every((b) => indexesRead.has(b.id))) continue;
       for await (const e of readIndex(repo.blobs, index)) {
         const blobs = (e as { blobs?: Array<{ id: string }> }).blobs;
-        if (Array.isArray(blobs)) for (const b of blobs) referenced.add(b.id);
+        if (Array.isArray(blobs)) for (const b of blobs) mark(b.id);
       }
       for (const b of index.blobs) {
-        referenced.add(b.id);
+        mark(b.id);
         indexesRead.add(b.id);
       }
     }
@@ -196,12 +198,12 @@ async function prune(repo: Repository, request: GcRequest, now: Date, forgetting
   const pool = new TaskPool(request.concurrency);
   progress?.activity(request.dryRun ? 'prune (dry run): listing blobs' : 'prune: listing blobs, deleting unreferenced ones');
   for await (const obj of repo.store.list(BLOBS_PREFIX)) {
-    const id = obj.key.slice(obj.key.lastIndexOf('/') + 1);
-    if (obj.key !== blobKey(id)) continue;
+    const name = obj.key.slice(obj.key.lastIndexOf('/') + 1);
+    if (obj.key !== blobKey(name)) continue;
     report.blobsListed++;
     progress?.expect(1, obj.size);
     progress?.advance(1, obj.size);
-    if (referenced.has(id)) {
+    if (referenced.has(name)) {
       report.blobsReferenced++;
       continue;
     }

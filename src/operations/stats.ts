@@ -86,20 +86,23 @@ export async function repositoryStats(repo: Repository, request: StatsRequest = 
   const cut7 = now.getTime() - 7 * DAY_MS;
   const cut30 = now.getTime() - 30 * DAY_MS;
   const bySource = new Map<string, SourceStats>();
+  // Unreadable manifests are known by their folder only: the source key, or in an encrypted repository a name hiding it.
   const unreadableByKey = new Map<string, number>();
+  const sourceKeyOfFolder = new Map<string, string>();
   const totals: StatsReport['totals'] = { sources: 0, snapshots: 0, unreadable: 0, logicalBytes: 0, storedBytes: 0, blobs: { objects: 0, bytes: 0 } };
 
   const readManifests = async () => {
     const keys = new Set<string>();
     for await (const entry of repo.listSnapshots()) {
-      keys.add(entry.sourceKey);
+      keys.add(entry.folder);
       if ('error' in entry) {
         totals.unreadable++;
-        unreadableByKey.set(entry.sourceKey, (unreadableByKey.get(entry.sourceKey) ?? 0) + 1);
+        unreadableByKey.set(entry.folder, (unreadableByKey.get(entry.folder) ?? 0) + 1);
         request.log?.warn(entry.error);
         continue;
       }
       const m = entry.manifest;
+      sourceKeyOfFolder.set(entry.folder, m.sourceKey);
       totals.snapshots++;
       totals.logicalBytes += m.totals.bytes;
       totals.storedBytes += m.totals.newBytes;
@@ -121,7 +124,8 @@ export async function repositoryStats(repo: Repository, request: StatsRequest = 
   await Promise.all([readManifests(), listBlobs()]);
 
   // Unreadable manifests count with their source; a source with nothing readable is named by its key alone.
-  for (const [key, count] of unreadableByKey) {
+  for (const [folder, count] of unreadableByKey) {
+    const key = sourceKeyOfFolder.get(folder) ?? folder;
     let s = bySource.get(key);
     if (!s) {
       if (request.source !== undefined && !sourceMatches({ source: key, sourceKey: key }, request.source)) continue;

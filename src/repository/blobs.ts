@@ -8,6 +8,7 @@ import { TaskPool } from '../util/concurrency.ts';
 import { sha256Hex } from '../util/hash.ts';
 import type { PushSource } from '../util/push-source.ts';
 import { withRetry } from '../util/retry.ts';
+import { SealedObjectError } from './encryption/sealed-store.ts';
 
 /** A reference to one stored blob: its content hash, plain size and stored (compressed) size. */
 export const blobRefSchema = z
@@ -82,9 +83,25 @@ export class BlobStore {
   private readonly concurrency: number;
   private readonly chunkBuffers: ChunkBufferPool;
   private readObserver: ((bytes: number) => void) | undefined;
+  private readonly naming: ((id: string) => string) | undefined;
+  private readonly envelopeBytes: number;
 
-  constructor(store: ObjectStore, options: { compression: Compression; compressionLevel?: number | undefined; chunking: ChunkingParams; concurrency: number }) {
+  constructor(
+    store: ObjectStore,
+    options: {
+      compression: Compression;
+      compressionLevel?: number | undefined;
+      chunking: ChunkingParams;
+      concurrency: number;
+      /** An encrypted repository's blob names (a keyed hash of the id); else a blob is stored under its id. */
+      naming?: ((id: string) => string) | undefined;
+      /** What the store adds to each object (an encrypted repository's envelope), so `stored` is the size in storage. */
+      envelopeBytes?: number;
+    },
+  ) {
     this.store = store;
+    this.naming = options.naming;
+    this.envelopeBytes = options.envelopeBytes ?? 0;
     this.compression = options.compression;
     this.compressionLevel = options.compressionLevel;
     this.chunking = options.chunking;
@@ -100,7 +117,7 @@ export class BlobStore {
 
   /** `put` for content whose SHA-256 (`id`) the caller has computed already. */
   async putHashed(id: string, data: Buffer): Promise<BlobRef> {
-    const key = blobKey(id);
+    const key = this.keyOf(id);
     const existing = await withRetry(() => this.store.head(key), { retryable: isTransient });
     if (existing && existing.size > 0) {
       this.stats.blobsReused++;
@@ -122,7 +139,7 @@ export class BlobStore {
    */
   async putNew(data: Buffer): Promise<BlobRef> {
     const id = sha256Hex(data);
-    const key = blobKey(id);
+    const key = this.keyOf(id);
     const stored = await this.encode(data);
     const { created } = await withRetry(() => this.store.put(key, stored.parts, { ifAbsent: true }), { retryable: isTransient });
     if (!created) {
@@ -136,15 +153,32 @@ export class BlobStore {
     return { id, size: data.length, stored: stored.length };
   }
 
-  /** The blob as stored: its pieces (see compressToParts) and their total length. */
-  private encode(data: Buffer): Promise<{ parts: Buffer[]; length: number }> {
-    return compressToParts(data, this.compression, this.compressionLevel);
+  /** The blob as handed to the store: its pieces (see compressToParts), and the length they take in storage. */
+  private async encode(data: Buffer): Promise<{ parts: Buffer[]; length: number }> {
+    const encoded = await compressToParts(data, this.compression, this.compressionLevel);
+    return { parts: encoded.parts, length: encoded.length + this.envelopeBytes };
+  }
+
+  /** The name blob `id` is stored under: the id, or in an encrypted repository its keyed hash. */
+  storedName(id: string): string {
+    return this.naming ? this.naming(id) : id;
+  }
+
+  /** The object key of blob `id`: `blobs/<2 hex>/<stored name>`. */
+  keyOf(id: string): string {
+    return blobKey(this.storedName(id));
   }
 
   /** Reads a blob, decompresses it and checks it against its name; corruption is an error, never silent. */
   async get(ref: BlobRef | string): Promise<Buffer> {
     const id = typeof ref === 'string' ? ref : ref.id;
-    const stored = await withRetry(() => this.store.getBuffer(blobKey(id)), { retryable: isTransient });
+    let stored: Buffer;
+    try {
+      stored = await withRetry(() => this.store.getBuffer(this.keyOf(id)), { retryable: isTransient });
+    } catch (err) {
+      if (err instanceof SealedObjectError) throw new BlobCorruptError(id, `${err.problem} (object ${err.key})`);
+      throw err;
+    }
     let data: Buffer;
     try {
       data = await decompress(stored, typeof ref === 'string' ? undefined : ref.size);
@@ -316,7 +350,7 @@ export class BlobStore {
   }
 
   async exists(ref: BlobRef): Promise<{ ok: true } | { ok: false; problem: string }> {
-    const info = await this.store.head(blobKey(ref.id));
+    const info = await this.store.head(this.keyOf(ref.id));
     if (!info) return { ok: false, problem: 'missing' };
     if (info.size !== ref.stored) return { ok: false, problem: `stored size ${info.size}, expected ${ref.stored}` };
     return { ok: true };

@@ -11,7 +11,7 @@ import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBytes } from '../../src/cli/output.ts';
 import type { SourceStats, StatsReport } from '../../src/operations/stats.ts';
-import { manifestKey, Repository } from '../../src/repository/repository.ts';
+import { Repository } from '../../src/repository/repository.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
 import { openStore } from '../../src/storage/open.ts';
 import { makeLocation, minioClient, uniqueName, type BackendName, type TestLocation } from '../helpers/backends.ts';
@@ -241,7 +241,7 @@ describe.each<BackendName>(['local', 'minio'])('bak stats, repository on %s', (b
   // Last: it adds an unreadable manifest to the repository.
   it('counts an unreadable manifest with its source and warns; the readable ones are still summed', async () => {
     const bucketKey = s3Row(json<StatsReport>(await bak(['stats', '--json']))).sourceKey;
-    await store.put(manifestKey(bucketKey, '2026-01-01T00-00-00Z-abcdef'), Buffer.from('{"formatVersion": 1, "trunc'));
+    await store.put(`snapshots/${bucketKey}/2026-01-01T00-00-00Z-abcdef.json`, Buffer.from('{"formatVersion": 1, "trunc'));
     const r = await bak(['stats', '--json']);
     expect(r.code, show(r)).toBe(0);
     expect(r.stderr).toContain('2026-01-01T00-00-00Z-abcdef');

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, RestoreTarget, Source } from '../../src/engines/engine.ts';
 import { runBackup } from '../../src/operations/backup.ts';
 import { Checker } from '../../src/repository/checker.ts';
+import { PassphraseSource } from '../../src/repository/encryption/passphrase.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
 import { openStore } from '../../src/storage/open.ts';
@@ -19,12 +20,20 @@ export interface EngineFixture {
   cleanup(): Promise<void>;
 }
 
+/** A passphrase source for test repositories (a cheap scrypt cost: BAK_TEST_SCRYPT_LOG_N). */
+export function testPassphrase(passphrase = 'contract passphrase'): PassphraseSource {
+  return new PassphraseSource('test passphrase', async () => passphrase, { BAK_TEST_SCRYPT_LOG_N: '10' });
+}
+
+const VARIANTS = BACKENDS.flatMap((backend) => (['plain', 'encrypted'] as const).map((mode) => [backend, mode] as const));
+
 /**
- * The one round-trip suite every engine joins: on every repository backend, back up, check the
- * snapshot at data level, restore, compare, and back up again to see the parent link.
+ * The one round-trip suite every engine joins: on every repository backend, plain and encrypted, back up, check the
+ * snapshot at data level, restore, compare, and back up again to see the parent link. An encrypted repository is
+ * opened again from its key slot for the restore, as another process would.
  */
 export function describeEngineContract(name: string, makeFixture: () => Promise<EngineFixture>): void {
-  describe.each(BACKENDS)(`engine contract: ${name} into %s`, (backend) => {
+  describe.each(VARIANTS)(`engine contract: ${name} into %s (%s)`, (backend, mode) => {
     const log = pino({ level: 'silent' });
     let location: TestLocation;
     let store: ObjectStore;
@@ -35,7 +44,8 @@ export function describeEngineContract(name: string, makeFixture: () => Promise<
     beforeAll(async () => {
       location = await makeLocation(backend);
       store = await openStore(location.settings);
-      repo = await Repository.init(store);
+      repo = await Repository.init(store, undefined, mode === 'encrypted' ? [testPassphrase()] : []);
+      expect(repo.encrypted).toBe(mode === 'encrypted');
       fixture = await makeFixture();
       source = await fixture.makeSource();
     });
@@ -58,7 +68,8 @@ export function describeEngineContract(name: string, makeFixture: () => Promise<
       expect(await fixture.engine.verify({ repo, log, concurrency: 4 }, first, 'data')).toEqual([]);
 
       const target = await fixture.makeTarget();
-      await fixture.engine.restore({ repo, log, concurrency: 4 }, first, target);
+      const reopened = await Repository.open(store, { keys: [testPassphrase()] });
+      await fixture.engine.restore({ repo: reopened, log, concurrency: 4 }, first, target);
       await fixture.assertSameData(source, target);
 
       const second = await runBackup(repo, { engine: fixture.engine, source, log, concurrency: 4 });

@@ -61,7 +61,7 @@ describe.each(BACKENDS)('backup-shaped round trip through the repository on %s',
   });
 
   it('uploads nothing new for a second backup of unchanged data, and records its parent', async () => {
-    const first = await repo.latestSnapshot((await backupKey()).sourceKey, 'complete');
+    const first = await repo.latestSnapshot((await backupKey()).folder, 'complete');
     const second = await backup();
     expect(second.parent).toBe(first!.id);
     expect(second.totals.newBytes).toBe(0);

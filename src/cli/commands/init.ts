@@ -8,6 +8,7 @@ import { UsageError } from '../../errors.ts';
 import { COMPRESSION_LEVELS, parseCompression, type Compression } from '../../util/compress.ts';
 import { action } from '../program.ts';
 import { printJson } from '../output.ts';
+import { describeSlot, slotSummary } from './key.ts';
 
 function parseCompressionFlag(value: string): { method: Compression; level?: number } {
   try {
@@ -27,9 +28,13 @@ export function registerInit(program: Command): void {
         .argParser(parseCompressionFlag)
         .default({ method: DEFAULT_REPOSITORY_SETTINGS.compression }, DEFAULT_REPOSITORY_SETTINGS.compression),
     )
+    .option('--aws-kms-key <key-id>', 'encrypt, with the master key wrapped by this AWS KMS key (an id, ARN or alias/…); with a passphrase too if one is given')
+    .option('--gcp-kms-key <name>', 'encrypt, with the master key wrapped by this Google Cloud KMS key (projects/…/cryptoKeys/…; not verified against a server)')
     .action(
-      action(async (ctx, repoUrl: string | undefined, options: { compression: { method: Compression; level?: number } }) => {
+      action(async (ctx, repoUrl: string | undefined, options: { compression: { method: Compression; level?: number }; awsKmsKey?: string; gcpKmsKey?: string }) => {
         const resolved = ctx.resolveRepository({ url: repoUrl });
+        // Every key source given (passphrase, KMS keys) gets a slot; none: a plain repository, said out loud.
+        const keys = ctx.keySources(resolved, { awsKmsKey: options.awsKmsKey, gcpKmsKey: options.gcpKmsKey });
         const parsed = parseStoreUrl(resolved.settings.url);
         // A local repository's folder is created on init; buckets must exist already (bak never creates cloud buckets).
         if (parsed.scheme === 'file') {
@@ -43,9 +48,18 @@ export function registerInit(program: Command): void {
         const { method, level } = options.compression;
         // The level is recorded even when it is the default, so a later default never changes what this repository does.
         const compressionLevel = level ?? (method === 'none' ? undefined : COMPRESSION_LEVELS[method].default);
-        const repo = await Repository.init(store, { ...DEFAULT_REPOSITORY_SETTINGS, compression: method, ...(compressionLevel !== undefined ? { compressionLevel } : {}) });
-        if (ctx.out.json) printJson(ctx.out, { repository: repo.description, id: repo.marker.id, settings: repo.marker.settings });
-        else ctx.out.write(`created bak repository ${repo.marker.id} at ${repo.description}\n`);
+        const settings = { ...DEFAULT_REPOSITORY_SETTINGS, compression: method, ...(compressionLevel !== undefined ? { compressionLevel } : {}) };
+        const repo = await Repository.init(store, settings, keys);
+        const { slots } = await repo.keySlots();
+        if (!repo.encrypted) {
+          ctx.log.warn('created a plain repository: its data is not encrypted, and anyone who can read the folder or bucket can read every snapshot (give BAK_PASSWORD, --password-file or a KMS key to bak init for an encrypted one)');
+        }
+        if (ctx.out.json) {
+          printJson(ctx.out, { repository: repo.description, id: repo.marker.id, settings: repo.marker.settings, encrypted: repo.encrypted, keySlots: slots.map(describeSlot) });
+        } else {
+          ctx.out.write(`created ${repo.encrypted ? 'encrypted' : 'plain'} bak repository ${repo.marker.id} at ${repo.description}\n`);
+          for (const slot of slots) ctx.out.write(`  key slot ${slot.id}: ${slotSummary(slot)}\n`);
+        }
       }),
     );
 }

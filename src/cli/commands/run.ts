@@ -43,7 +43,7 @@ export function registerRun(program: Command): void {
           const key = resolved.settings.url;
           let repo = opened.get(key);
           if (!repo) {
-            repo = ctx.openStore(resolved).then((store) => Repository.open(store, { concurrency: ctx.concurrency }));
+            repo = ctx.openResolved(resolved);
             opened.set(key, repo);
           }
           return repo;

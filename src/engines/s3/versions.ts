@@ -2,7 +2,6 @@ import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { VerifyProblem } from '../../repository/checker.ts';
 import { readIndex } from '../../repository/index-blobs.ts';
 import type { Manifest } from '../../repository/manifest.ts';
-import { SNAPSHOTS_PREFIX } from '../../repository/repository.ts';
 import { mapS3Error } from '../../storage/s3.ts';
 import { TaskPool } from '../../util/concurrency.ts';
 import { sha256Hex } from '../../util/hash.ts';
@@ -72,7 +71,7 @@ export async function releaseVersions(ctx: EngineContext, manifest: Manifest): P
   if (details.mode !== 'versions' || !details.deleteVersions) return;
   // gc holds the exclusive lock: the remaining snapshots cannot change while this runs.
   const referenced = new IdPrefixSet();
-  for await (const obj of ctx.repo.store.list(`${SNAPSHOTS_PREFIX}${manifest.sourceKey}/`)) {
+  for await (const obj of ctx.repo.listManifestKeys(manifest.sourceKey)) {
     const other = await ctx.repo.readManifest(obj.key);
     if (other.engineDetails.mode !== 'versions') continue;
     for await (const v of versionsOf(ctx, other)) referenced.add(versionId(v.key, v.versionId));
