@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { BakError, ConfigError, UsageError } from '../errors.ts';
+import { BakError, ConfigError, ExitCode, UsageError } from '../errors.ts';
 import { sourceMatches } from './source-key.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { isNotFound, StorageError } from '../storage/object-store.ts';
@@ -40,9 +40,10 @@ export interface ManifestKey {
 
 export type ListedSnapshot = (ManifestKey & { manifest: Manifest }) | (ManifestKey & { error: string });
 
+/** A manifest that cannot be read: corrupt (altered, truncated, malformed: exit 3, as a corrupt blob) or gone since it was listed. */
 export class ManifestUnreadableError extends BakError {
-  constructor(key: string, why: string) {
-    super(`manifest ${key} is unreadable: ${why}`);
+  constructor(key: string, why: string, exitCode: ExitCode = ExitCode.mismatch) {
+    super(`manifest ${key} is unreadable: ${why}`, exitCode);
   }
 }
 
@@ -249,7 +250,7 @@ export class Repository {
     try {
       raw = await this.store.getBuffer(key);
     } catch (err) {
-      if (err instanceof StorageError && err.kind === 'not-found') throw new ManifestUnreadableError(key, 'it no longer exists');
+      if (err instanceof StorageError && err.kind === 'not-found') throw new ManifestUnreadableError(key, 'it no longer exists', ExitCode.failed);
       if (err instanceof SealedObjectError) throw new ManifestUnreadableError(key, err.problem);
       throw err;
     }
