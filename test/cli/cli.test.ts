@@ -142,6 +142,7 @@ describe('config check', () => {
     PGPASSWORD: 'pg-secret-value',
     HC_PING_NIGHTLY_PG: 'https://hc-ping.com/secret-check-uuid',
     BAK_WEBHOOK_URL: 'https://hooks.example.com/secret-hook-path',
+    BAK_AWS_PASSPHRASE: 'aws-passphrase-value',
   };
 
   it('accepts config.example.json and prints every job with secrets redacted', async () => {
