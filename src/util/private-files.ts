@@ -14,3 +14,17 @@ export async function openToOthers(folder: string): Promise<number | undefined> 
   const mode = st.mode & 0o777;
   return mode & 0o077 ? mode : undefined;
 }
+
+/**
+ * Runs `start` (a child process's spawn) under umask 077, so that what the tool writes (pg_dump's dump files,
+ * Datomic's backup folder in staging) is its owner's only whatever bak's own umask: the child inherits the mask at
+ * spawn, which is synchronous, and bak's umask is back before anything else runs.
+ */
+export function withPrivateUmask<T>(start: () => T): T {
+  const previous = process.umask(0o077);
+  try {
+    return start();
+  } finally {
+    process.umask(previous);
+  }
+}

@@ -2,6 +2,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { BakError } from '../errors.ts';
+import { withPrivateUmask } from './private-files.ts';
 
 const STDERR_KEEP = 16 * 1024;
 
@@ -41,7 +42,7 @@ function failure(command: string, code: number | null, signal: NodeJS.Signals | 
 /** Runs a tool to completion; its stdout is ignored, its stderr tail explains a failure. */
 export function runTool(command: string, args: string[], options: RunOptions = {}): Promise<{ stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'], signal: options.signal });
+    const child = withPrivateUmask(() => spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'], signal: options.signal }));
     const stderr = tail(child.stderr, options.onStderrLine);
     child.on('error', (err) => reject(new BakError(`cannot run ${command}: ${err.message}`)));
     child.on('close', (code, signal) => (code === 0 ? resolve({ stderr: stderr() }) : reject(failure(command, code, signal, stderr(), options.secrets ?? []))));
@@ -53,11 +54,13 @@ export function runTool(command: string, args: string[], options: RunOptions = {
  * process exits: a non-zero exit rejects it, so a truncated stream is never mistaken for a whole one.
  */
 export function streamTool(command: string, args: string[], options: RunOptions = {}): { stdout: Readable; stdin: Writable; done: Promise<void> } {
-  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(command, args, {
-    env: options.env ?? process.env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    signal: options.signal,
-  });
+  const child: ChildProcessByStdio<Writable, Readable, Readable> = withPrivateUmask(() =>
+    spawn(command, args, {
+      env: options.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      signal: options.signal,
+    }),
+  );
   const stderr = tail(child.stderr);
   const done = new Promise<void>((resolve, reject) => {
     child.on('error', (err) => reject(new BakError(`cannot run ${command}: ${err.message}`)));

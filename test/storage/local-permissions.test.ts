@@ -13,6 +13,7 @@ import { minioClient, uniqueName } from '../helpers/backends.ts';
 import { BAK_BIN, show } from '../helpers/cli.ts';
 import { runCommand } from '../helpers/run.ts';
 import { awsEnv, createBucket, deleteBucketCompletely, s3Flags, type Minio } from '../helpers/s3-fixture.ts';
+import { DATOMIC_STANDIN, standin, uniqueDbUri } from '../helpers/datomic.ts';
 import { requireServer } from '../helpers/servers.ts';
 
 /** Every folder and file under root (root included) with its permission bits. */
@@ -117,6 +118,23 @@ describe('local files for their owner only', () => {
     expect((await stat(path.join(out, 'logs'))).isDirectory()).toBe(true);
     expect(await readFile(path.join(out, 'z', 'ok.txt'), 'utf8')).toBe('fine');
     expect(await readdir(path.dirname(out))).not.toContain('y');
+  }, 60_000);
+
+  it("under umask 022 Datomic's staging folder holds only 0700 folders and 0600 files: its tool runs under umask 077", async () => {
+    const repo = path.join(work, 'repo-datomic');
+    const home = path.join(work, 'datomic-home');
+    const staging = path.join(work, 'datomic-staging');
+    const source = uniqueDbUri('perms');
+    await standin(home, ['standin-create', source, '12']);
+    expect((await bak('022', ['init', repo])).code).toBe(0);
+    const r = await runCommand('sh', ['-c', 'umask 022; exec "$0" "$@"', BAK_BIN, '--repo', repo, 'backup', source, '--datomic-bin', DATOMIC_STANDIN, '--staging', staging], {
+      env: { ...process.env, BAK_CONFIG: '', BAK_REPOSITORY: '', DATOMIC_STANDIN_HOME: home, NODE: process.execPath },
+    });
+    expect(r.code, show(r)).toBe(0);
+    const staged = await modes(staging);
+    expect(staged.filter((e) => !e.dir).length).toBeGreaterThan(5);
+    for (const e of staged) expect(`${e.path} ${e.mode.toString(8)}`).toBe(`${e.path} ${e.dir ? '700' : '600'}`);
+    for (const e of await modes(repo)) expect(`${e.path} ${e.mode.toString(8)}`).toBe(`${e.path} ${e.dir ? '700' : '600'}`);
   }, 60_000);
 
   it('bak init on an existing folder others can read warns and names the fix', async () => {

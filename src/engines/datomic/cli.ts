@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { BakError, UsageError } from '../../errors.ts';
+import { withPrivateUmask } from '../../util/private-files.ts';
 import { scrubSecrets } from '../../util/redact.ts';
 
 const KEEP = 16 * 1024;
@@ -22,7 +23,7 @@ export async function runDatomic(bin: string, jvmOptions: string[], command: str
     throw new UsageError(`bin/datomic not found or not executable at ${bin}: set datomicBin (--datomic-bin) or DATOMIC_HOME`);
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, [...jvmOptions, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(options.signal ? { signal: options.signal } : {}) });
+    const child = withPrivateUmask(() => spawn(bin, [...jvmOptions, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(options.signal ? { signal: options.signal } : {}) }));
     let output = '';
     let partial = '';
     const keep = (text: string) => (output = (output + text).slice(-KEEP));
