@@ -16,6 +16,10 @@ import { Repository } from '../../src/repository/repository.ts';
 import type { ObjectStore } from '../../src/storage/object-store.ts';
 import { openStore } from '../../src/storage/open.ts';
 import { randomBytes, createSecretKey } from 'node:crypto';
+import pino from 'pino';
+import { runGc } from '../../src/operations/gc.ts';
+import { Checker } from '../../src/repository/checker.ts';
+import { commitSynthetic } from '../helpers/synthetic.ts';
 
 const CHEAP = { BAK_TEST_SCRYPT_LOG_N: '10' };
 const passphrase = (text: string) => new PassphraseSource(`passphrase ${text}`, async () => text, CHEAP);
@@ -102,6 +106,28 @@ describe('encrypted repository layer', () => {
     expect(a.blobName(id)).not.toBe(b.blobName(id));
     expect(a.sourceFolder('postgres-127.0.0.1-shop')).toMatch(/^s-[0-9a-f]{32}$/);
     expect(a.sourceFolder('postgres-127.0.0.1-shop')).not.toBe(b.sourceFolder('postgres-127.0.0.1-shop'));
+  });
+
+  it('gc forgets and prunes by keyed blob names: what remains verifies at data level, what was only forgotten is gone', async () => {
+    const repo = await Repository.init(store, undefined, [passphrase('one')]);
+    const made = [];
+    for (let day = 1; day <= 4; day++) made.push(await commitSynthetic(repo, { at: new Date(Date.UTC(2026, 10, day, 2)), unique: 20_000 + day, entries: 3 }));
+    const blobsBefore = (await listing()).filter((f) => f.startsWith('blobs/') && f.split('/').length === 3).length;
+    const report = await runGc(repo, { forget: { select: () => true, policyFor: () => ({ policy: { keepLast: 2 }, origin: 'test' }) }, dryRun: false, graceMs: 0, prune: true, log: pino({ level: 'silent' }), concurrency: 4 });
+    expect(report.forgotten).toHaveLength(2);
+    // Each forgotten snapshot had its own item blob and three entry blobs; its index blob is its own too.
+    expect(report.prune!.blobsDeleted).toBeGreaterThanOrEqual(2 * 4);
+    expect(report.prune!.blobsReferenced).toBe(blobsBefore - report.prune!.blobsDeleted);
+    const reopened = await Repository.open(store, { keys: [passphrase('one')] });
+    const checker = new Checker(reopened, 'data');
+    const kept = [];
+    for await (const entry of reopened.listSnapshots()) {
+      if ('error' in entry) throw new Error(entry.error);
+      kept.push(entry.id);
+      expect((await checker.verify(entry.manifest)).problems).toEqual([]);
+    }
+    expect(kept.sort()).toEqual(made.slice(2).map((m) => m.id).sort());
+    for (const m of made.slice(0, 2)) expect(await reopened.blobs.exists(m.items.find((i) => i.name === 'own.bin')!.blobs[0]!)).toEqual({ ok: false, problem: 'missing' });
   });
 
   it('records the scrypt cost in each slot, and opens a slot by its own recorded cost', async () => {
