@@ -213,6 +213,25 @@ describe('encrypted repository, end to end', () => {
     expect([...(await files(repoDir)).keys()].sort()).toEqual(before);
   });
 
+  it('reads the passphrase from a password command (flag, environment, config); a failing command is named, its output never shown', async () => {
+    const secretFile = path.join(work, 'pass.txt');
+    await writeFile(secretFile, `${PASSPHRASE}\nsecond line ignored\n`, { mode: 0o600 });
+    const viaEnv = await bak(['snapshots'], { BAK_PASSWORD: '', BAK_PASSWORD_COMMAND: `cat ${secretFile}` });
+    expect(viaEnv.code, show(viaEnv)).toBe(0);
+    const viaFlag = await bak(['--password-command', `cat ${secretFile}`, 'snapshots'], { BAK_PASSWORD: '' });
+    expect(viaFlag.code, show(viaFlag)).toBe(0);
+    const config = path.join(work, 'bak.config.json');
+    await writeFile(config, JSON.stringify({ repositories: { vault: { url: repoDir, encryption: { passwordCommand: `cat ${secretFile}` } } } }));
+    const viaConfig = await runCommand(BAK_BIN, ['--config', config, '--repo', 'vault', 'snapshots', '--json'], { env: { ...process.env, BAK_CONFIG: '', BAK_REPOSITORY: '', BAK_PASSWORD: '' } as Record<string, string> });
+    expect(viaConfig.code, show(viaConfig)).toBe(0);
+    expect(json<{ snapshots: unknown[] }>(viaConfig).snapshots).toHaveLength(2);
+
+    const failing = await bak(['snapshots'], { BAK_PASSWORD: '', BAK_PASSWORD_COMMAND: `cat ${secretFile}; exit 7` });
+    expect(failing.code, show(failing)).toBe(2);
+    expect(failing.stderr).toMatch(/BAK_PASSWORD_COMMAND "cat .*; exit 7" failed \(exit code 7\)/);
+    expect(failing.stderr).not.toContain(PASSPHRASE);
+  });
+
   it('detects a flipped bit in a data blob, a manifest and an index blob, a swapped and a truncated blob: exit 3, naming the object', async () => {
     const repo = await openRepo();
     const dataBlob = pgSnapshot.items.find((i) => i.blobs.length > 0)!.blobs[0]!;
