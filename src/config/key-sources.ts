@@ -80,16 +80,18 @@ export function awsKmsSource(config: EncryptionConfig['awsKms'], keyFlag: string
   });
 }
 
-export function gcpKmsSource(config: EncryptionConfig['gcpKms'], keyFlag: string | undefined): GcpKmsSource | undefined {
+/** `repository`: the bucket's own GCS credentials and project, used when gcpKms names none. */
+export function gcpKmsSource(config: EncryptionConfig['gcpKms'], keyFlag: string | undefined, repository: { keyFilename?: string | undefined; projectId?: string | undefined } = {}): GcpKmsSource | undefined {
   if (config === undefined && keyFlag === undefined) return undefined;
-  return new GcpKmsSource({ keyName: keyFlag ?? config?.keyName, apiEndpoint: config?.apiEndpoint, keyFilename: config?.keyFilename, projectId: config?.projectId });
+  return new GcpKmsSource({ keyName: keyFlag ?? config?.keyName, apiEndpoint: config?.apiEndpoint, keyFilename: config?.keyFilename ?? repository.keyFilename, projectId: config?.projectId ?? repository.projectId });
 }
 
 /** Every key source for a repository, passphrase first (no network), then the KMS keys the config or flags name. */
-export function keySourcesFor(resolved: Pick<ResolvedRepository, 'name' | 'encryption'>, flags: KeyFlags, env: NodeJS.ProcessEnv = process.env): KeySource[] {
+export function keySourcesFor(resolved: Pick<ResolvedRepository, 'name' | 'encryption'> & { settings?: ResolvedRepository['settings'] }, flags: KeyFlags, env: NodeJS.ProcessEnv = process.env): KeySource[] {
   const where = resolved.name !== undefined ? `repositories.${resolved.name}.encryption` : 'encryption';
   const config = resolved.encryption;
-  return [passphraseSource(flags, config, where, env), awsKmsSource(config?.awsKms, flags.awsKmsKey, where, env), gcpKmsSource(config?.gcpKms, flags.gcpKmsKey)].filter(
+  const gcs = { keyFilename: resolved.settings?.keyFilename, projectId: resolved.settings?.projectId };
+  return [passphraseSource(flags, config, where, env), awsKmsSource(config?.awsKms, flags.awsKmsKey, where, env), gcpKmsSource(config?.gcpKms, flags.gcpKmsKey, gcs)].filter(
     (s): s is NonNullable<typeof s> => s !== undefined,
   );
 }

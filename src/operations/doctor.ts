@@ -10,12 +10,16 @@ import { existsSync } from 'node:fs';
 import { rmdir, statfs } from 'node:fs/promises';
 import * as path from 'node:path';
 import { formatBytes } from '../util/format-bytes.ts';
+import { keySourcesFor, type KeyFlags } from '../config/key-sources.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { resolveRepository, type ResolvedRepository } from '../config/resolve.ts';
 import type { Config, SecretRef } from '../config/schema.ts';
 import { isSecretReference, resolveSecret } from '../config/secrets.ts';
 import { BakError, errorMessage, UsageError } from '../errors.ts';
+import type { KeySource } from '../repository/encryption/key-source.ts';
+import { NoUsableKeyError } from '../repository/encryption/unlock.ts';
 import { isStale, listLocks } from '../repository/locks.ts';
+import { MARKER_KEY, markerSchema, type RepositoryMarker } from '../repository/marker.ts';
 import { Repository } from '../repository/repository.ts';
 import { sourceKeyOf } from '../repository/source-key.ts';
 import { LocalStore } from '../storage/local.ts';
@@ -54,6 +58,8 @@ export interface DoctorRequest {
   all?: boolean | undefined;
   /** `--repo`: it wins over the jobs' and the default repository, as it does for backup. */
   repo?: string | undefined;
+  /** `--password-file` / `--password-command`: where an encrypted repository's passphrase is read, as for every command. */
+  keyFlags?: Pick<KeyFlags, 'passwordFile' | 'passwordCommand'> | undefined;
 }
 
 export interface DoctorReport {
@@ -117,7 +123,7 @@ export async function runDoctor(request: DoctorRequest): Promise<DoctorReport> {
 
   const stores: ObjectStore[] = [];
   try {
-    const repoResults = await Promise.all([...targets.values()].map((t) => checkRepository(t, stores, file)));
+    const repoResults = await Promise.all([...targets.values()].map((t) => checkRepository(t, stores, file, request.keyFlags ?? {})));
     const opened = new Map([...targets.keys()].map((key, i) => [key, repoResults[i]!.repo] as const));
     for (const r of repoResults) checks.push(...r.checks);
 
@@ -163,6 +169,18 @@ function secretChecks(config: Config, job: string | undefined, repositoryNames: 
       const where = `repositories.${name}.${field}`;
       if (typeof ref === 'string') {
         if (field !== 'accessKeyId') plain.push(where);
+      } else if (ref !== undefined) sites.push({ where, ref });
+    }
+    // An encrypted repository's passphrase, and its AWS KMS credentials (the same three fields as the bucket's).
+    const encryption = repo.encryption;
+    const encryptionSecrets: Array<[string, SecretRef | undefined, boolean]> = [
+      ['password', encryption?.password, true],
+      ...REPOSITORY_SECRETS.map((field): [string, SecretRef | undefined, boolean] => [`awsKms.${field}`, encryption?.awsKms?.[field], field !== 'accessKeyId']),
+    ];
+    for (const [field, ref, secretWhenPlain] of encryptionSecrets) {
+      const where = `repositories.${name}.encryption.${field}`;
+      if (typeof ref === 'string') {
+        if (secretWhenPlain) plain.push(where);
       } else if (ref !== undefined) sites.push({ where, ref });
     }
   }
@@ -254,7 +272,12 @@ function storageFix(err: unknown, url: string): string | undefined {
   }
 }
 
-async function checkRepository(target: RepoTarget, stores: ObjectStore[], configFile: string | undefined): Promise<{ checks: DoctorCheck[]; repo?: Repository }> {
+async function checkRepository(
+  target: RepoTarget,
+  stores: ObjectStore[],
+  configFile: string | undefined,
+  keyFlags: Pick<KeyFlags, 'passwordFile' | 'passwordCommand'>,
+): Promise<{ checks: DoctorCheck[]; repo?: Repository }> {
   const name = (aspect: string) => `repo ${target.label}: ${aspect}`;
   const checks: DoctorCheck[] = [];
   let resolved: ResolvedRepository;
@@ -278,16 +301,38 @@ async function checkRepository(target: RepoTarget, stores: ObjectStore[], config
     return { checks };
   }
 
-  let repo: Repository | undefined;
+  // The key sources every command would use (flags, BAK_PASSWORD…, the config's encryption section); one that cannot
+  // even be built (half a pair of KMS credentials, an unset reference) is said in the keys line.
+  let keys: KeySource[] = [];
+  let keysProblem: string | undefined;
   try {
-    repo = await Repository.open(store);
-    const m = repo.marker;
-    checks.push(ok(name('format'), `bak repository format ${m.version}, id ${m.id}, created ${m.createdAt} by ${m.createdBy}`));
+    keys = keySourcesFor(resolved, keyFlags);
   } catch (err) {
-    checks.push(fail(name('format'), errorMessage(err), storageFix(err, url) ?? `point the repository at a bak repository, or create one with: bak init ${url}`));
+    keysProblem = errorMessage(err);
+  }
+  const formatOk = (m: RepositoryMarker) => ok(name('format'), `bak repository format ${m.version}, id ${m.id}, created ${m.createdAt} by ${m.createdBy}`);
+  let repo: Repository | undefined;
+  /** The repository is a bak repository, opened or not (an encrypted one no key opened). */
+  let isRepository = false;
+  try {
+    repo = await Repository.open(store, { keys, expectEncrypted: resolved.encryption !== undefined });
+    isRepository = true;
+    checks.push(formatOk(repo.marker));
+    if (repo.encrypted) checks.push(await keysCheck(repo, name('keys')));
+  } catch (err) {
+    const marker = err instanceof NoUsableKeyError ? await readMarker(store) : undefined;
+    if (marker) {
+      isRepository = true;
+      checks.push(formatOk(marker));
+      const detail = oneLine(err as NoUsableKeyError);
+      checks.push(fail(name('keys'), keysProblem ? `${keysProblem}; ${detail}` : detail, KEYS_FIX));
+    } else {
+      checks.push(fail(name('format'), errorMessage(err), storageFix(err, url) ?? `point the repository at a bak repository, or create one with: bak init ${url}`));
+    }
   }
 
-  if (repo) checks.push(await writeTest(store, name('writable')));
+  // Through the repository's own store when it opened (an encrypted one's test object is sealed, and read back through the key).
+  if (isRepository) checks.push(await writeTest(store, name('writable'), repo?.store));
 
   let inspection: StoreInspection | undefined;
   if (store.inspect) {
@@ -306,17 +351,65 @@ async function checkRepository(target: RepoTarget, stores: ObjectStore[], config
 
   if (repo) {
     const unlock = `bak${configFile && target.name ? ` --config ${configFile}` : ''} unlock --repo ${target.label}`;
-    checks.push(...(await lockChecks(store, name, unlock)));
+    // An encrypted repository's locks are sealed: read through its store.
+    checks.push(...(await lockChecks(repo.store, name, unlock)));
+  } else if (isRepository) {
+    checks.push(warn(name('locks'), 'not checked: the repository did not open, and its locks are sealed', 'give a key that opens it (see the keys line)'));
   }
   return { checks, ...(repo ? { repo } : {}) };
 }
 
-/** Creates, reads back and deletes one small object under doctor/: the only write doctor makes. */
-async function writeTest(store: ObjectStore, name: string): Promise<DoctorCheck> {
+const KEYS_FIX =
+  'give bak a key that opens one of its slots where it runs: a passphrase (BAK_PASSWORD, BAK_PASSWORD_FILE or BAK_PASSWORD_COMMAND, ' +
+  '--password-file or --password-command, or the repository\'s encryption.password / passwordCommand), or the KMS settings a slot needs ' +
+  '(encryption.awsKms / gcpKms); bak config check says which key sources this machine can use';
+
+/** NoUsableKeyError's list of what was tried, on one line (a doctor line is one line). */
+function oneLine(err: Error): string {
+  return err.message.replace(/:\n {2}- /, ': ').replace(/\n {2}- /g, '; ');
+}
+
+/** The marker of a repository that did not open for want of a key (its format is still worth a line). */
+async function readMarker(store: ObjectStore): Promise<RepositoryMarker | undefined> {
+  try {
+    const parsed = markerSchema.safeParse(JSON.parse((await store.getBuffer(MARKER_KEY)).toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An encrypted repository that opened: how it is sealed, which key opened it, and its slots (an unreadable one warns). */
+async function keysCheck(repo: Repository, name: string): Promise<DoctorCheck> {
+  const opened = repo.openedWith!;
+  let slots;
+  try {
+    slots = await repo.keySlots();
+  } catch (err) {
+    return warn(name, `opened with ${opened.source.label}, slot ${opened.slot.id}; the key slots cannot be listed: ${errorMessage(err)}`, 'check that these credentials may list and read keys/');
+  }
+  const counts = new Map<string, number>();
+  for (const s of slots.slots) counts.set(s.kind, (counts.get(s.kind) ?? 0) + 1);
+  const kinds = [...counts].map(([kind, n]) => (n > 1 ? `${n} ${kind}` : kind)).join(', ');
+  const n = slots.slots.length;
+  const detail = `encrypted (${repo.marker.encryption!.cipher}); opened with ${opened.source.label}, slot ${opened.slot.id}; ${n} key slot${n === 1 ? '' : 's'} (${kinds})`;
+  if (slots.unreadable.length > 0) {
+    const list = slots.unreadable.map((u) => `${u.key}: ${u.problem}`).join('; ');
+    return warn(name, `${detail}; ${slots.unreadable.length} unreadable: ${list}`, 'restore the unreadable slot from a copy, or remove it once another key is known to work (bak key list, bak key remove)');
+  }
+  return ok(name, detail);
+}
+
+/**
+ * Creates, reads back and deletes one small object under doctor/: the only write doctor makes. `through`: the
+ * repository's own store (an encrypted repository's seals the object) in place of the bare one.
+ */
+async function writeTest(bare: ObjectStore, name: string, through: ObjectStore = bare): Promise<DoctorCheck> {
+  const store = through;
   const key = `${DOCTOR_PREFIX}${randomBytes(8).toString('hex')}`;
   const body = Buffer.from(`bak doctor write test, ${new Date().toISOString()}\n`);
   // A local folder keeps the folders a put makes: remove the ones this test made (a first put also makes .tmp/).
-  const root = store instanceof LocalStore ? store.root : undefined;
+  const root = bare instanceof LocalStore ? bare.root : undefined;
   const tmpExisted = root === undefined || existsSync(path.join(root, '.tmp'));
   let written = false;
   try {

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pkg from '../../package.json' with { type: 'json' };
 import { minioStoreSettings } from '../helpers/backends.ts';
-import { runBak, writeConfig } from '../helpers/cli.ts';
+import { json, runBak, show, writeConfig } from '../helpers/cli.ts';
 import { requireServer } from '../helpers/servers.ts';
 
 let home: string;
@@ -212,6 +212,110 @@ describe('config check', () => {
     expect(result.stdout).not.toContain('hunter2hunter2');
     expect(result.stdout).not.toContain('s3cr3t');
     expect(JSON.parse(result.stdout).jobs[0].source).toBe('postgres://admin:***@db:5432/app?sslpassword=***');
+  });
+
+  /** No AWS, Google or bak key material from the machine running the tests: each test gives what it means to. */
+  const bareKeyEnv = {
+    AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_SESSION_TOKEN: '', AWS_REGION: '', AWS_DEFAULT_REGION: '', AWS_PROFILE: '',
+    AWS_CONFIG_FILE: '/nonexistent/aws-config', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/aws-credentials', AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_WEB_IDENTITY_TOKEN_FILE: '', AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: '', AWS_CONTAINER_CREDENTIALS_FULL_URI: '', GOOGLE_APPLICATION_CREDENTIALS: '',
+    BAK_PASSWORD: '', BAK_PASSWORD_FILE: '', BAK_PASSWORD_COMMAND: '',
+  };
+
+  it("shows each repository's encryption section redacted: a plain password and credentials ***, references as they are", async () => {
+    const plainPassword = `plain-passphrase-${Date.now()}`;
+    const plainSecret = `plain-kms-secret-${Date.now()}`;
+    const plainKeyId = `AKIAPLAIN${Date.now()}`;
+    const envPassword = `env-passphrase-${Date.now()}`;
+    const dir = await mkdtemp(path.join(tmpdir(), 'bak-enc-config-'));
+    const passwordFile = path.join(dir, 'passphrase');
+    const filePassword = `file-passphrase-${Date.now()}`;
+    await writeFile(passwordFile, `${filePassword}\n`);
+    const config = await writeConfig({
+      repositories: {
+        plain: { url: '/srv/bak/plain', encryption: { password: plainPassword, awsKms: { keyId: 'alias/bak', region: 'eu-west-1', accessKeyId: plainKeyId, secretAccessKey: plainSecret } } },
+        byenv: { url: '/srv/bak/env', encryption: { password: { env: 'BAK_TEST_ENC_PASSWORD' } } },
+        byfile: { url: '/srv/bak/file', encryption: { password: { file: passwordFile } } },
+      },
+    });
+    const env = { ...bareKeyEnv, BAK_TEST_ENC_PASSWORD: envPassword };
+    const [text, asJson] = await Promise.all([runBak(['--config', config, 'config', 'check'], { env }), runBak(['--config', config, 'config', 'check', '--json'], { env })]);
+    expect(text.code, show(text)).toBe(0);
+    expect(asJson.code, show(asJson)).toBe(0);
+    for (const secret of [plainPassword, plainSecret, plainKeyId, envPassword, filePassword]) expect(text.stdout + text.stderr + asJson.stdout + asJson.stderr).not.toContain(secret);
+
+    const repos = json(asJson).repositories;
+    expect(repos.plain.encryption).toEqual({ password: '***', awsKms: { keyId: 'alias/bak', region: 'eu-west-1', accessKeyId: '***', secretAccessKey: '***' } });
+    expect(repos.byenv.encryption).toEqual({ password: { env: 'BAK_TEST_ENC_PASSWORD' } });
+    expect(repos.byfile.encryption).toEqual({ password: { file: passwordFile } });
+    expect(text.stdout).toContain('repository plain: /srv/bak/plain\n  encryption  {"password":"***","awsKms":{"keyId":"alias/bak","region":"eu-west-1","accessKeyId":"***","secretAccessKey":"***"}}\n');
+    expect(text.stdout).toContain('repository byenv: /srv/bak/env\n  encryption  {"password":{"env":"BAK_TEST_ENC_PASSWORD"}}\n');
+    expect(text.stdout).toContain(`repository byfile: /srv/bak/file\n  encryption  {"password":{"file":"${passwordFile}"}}\n`);
+    await rm(dir, { recursive: true });
+  });
+
+  it('says per key source whether this machine can use it: references, password command, AWS region and credentials, Cloud KMS key', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'bak-enc-usable-'));
+    const passwordFile = path.join(dir, 'passphrase');
+    await writeFile(passwordFile, 'a passphrase\n');
+    const unset = `BAK_TEST_UNSET_${Date.now()}`;
+    const gcpKey = 'projects/p/locations/europe-west1/keyRings/bak/cryptoKeys/repo';
+    const config = await writeConfig({
+      repositories: {
+        envset: { url: '/srv/a', encryption: { password: { env: 'BAK_TEST_ENC_PASSWORD' } } },
+        envunset: { url: '/srv/b', encryption: { password: { env: unset } } },
+        file: { url: '/srv/c', encryption: { password: { file: passwordFile } } },
+        nofile: { url: '/srv/d', encryption: { password: { file: path.join(dir, 'missing') } } },
+        command: { url: '/srv/e', encryption: { passwordCommand: `cat ${passwordFile}` } },
+        nocommand: { url: '/srv/f', encryption: { passwordCommand: 'bak-no-such-program --get repo' } },
+        kms: { url: '/srv/g', encryption: { awsKms: { keyId: 'alias/bak', region: 'eu-west-1', accessKeyId: { env: 'BAK_TEST_KMS_AK' }, secretAccessKey: { env: 'BAK_TEST_KMS_SK' } } } },
+        kmsbare: { url: '/srv/h', encryption: { awsKms: {} } },
+        kmshalf: { url: '/srv/l', encryption: { awsKms: { region: 'eu-west-1', accessKeyId: { env: 'BAK_TEST_KMS_AK' } } } },
+        kmsenv: { url: '/srv/i', encryption: { awsKms: { keyId: 'alias/bak' } } },
+        gcp: { url: '/srv/j', encryption: { gcpKms: { keyName: gcpKey, keyFilename: passwordFile } } },
+        gcpnokey: { url: '/srv/k', encryption: { gcpKms: {} } },
+      },
+    });
+    const env = { ...bareKeyEnv, BAK_TEST_ENC_PASSWORD: 'set', BAK_TEST_KMS_AK: 'AKIATEST', BAK_TEST_KMS_SK: 'kms-secret-value', AWS_DEFAULT_REGION: 'us-west-2' };
+    const [text, asJson] = await Promise.all([runBak(['--config', config, 'config', 'check'], { env }), runBak(['--config', config, 'config', 'check', '--json'], { env })]);
+    // The unset reference and the missing file fail here as they would in cron, and half a pair of credentials anywhere: exit 2.
+    expect(text.code, show(text)).toBe(2);
+    expect(text.stderr).toContain(`problem: repositories.envunset.encryption.password: environment variable ${unset} is not set`);
+    expect(text.stderr).toContain(`problem: repositories.nofile.encryption.password: cannot read secret file ${path.join(dir, 'missing')} (ENOENT)`);
+    expect(text.stderr).toContain("problem: repositories.kmshalf.encryption.awsKms: give accessKeyId and secretAccessKey together, or neither (the SDK's own chain)");
+    expect(text.stdout).toContain('config has 3 problem(s)');
+    // A program missing here may be on the backup host: a note.
+    expect(text.stdout).toContain('note: repositories.nocommand.encryption.passwordCommand: program "bak-no-such-program" not found on PATH: the passphrase cannot be read on this machine\n');
+    expect(text.stdout + text.stderr + asJson.stdout).not.toContain('kms-secret-value');
+    expect(text.stdout + text.stderr + asJson.stdout).not.toContain('a passphrase');
+
+    const line = (repo: string) => new RegExp(`^repository ${repo}: .*\\n  encryption  .*\\n((?:  key .*\\n)+)`, 'm').exec(text.stdout)?.[1] ?? `(no key lines for ${repo})`;
+    expect(line('envset')).toBe('  key password  usable: environment variable BAK_TEST_ENC_PASSWORD is set\n');
+    expect(line('envunset')).toBe(`  key password  NOT usable: environment variable ${unset} is not set\n`);
+    expect(line('file')).toBe(`  key password  usable: file ${passwordFile} is readable\n`);
+    expect(line('nofile')).toBe(`  key password  NOT usable: cannot read secret file ${path.join(dir, 'missing')} (ENOENT)\n`);
+    expect(line('command')).toMatch(/^ {2}key passwordCommand {2}usable: program cat found at \/\S+\/cat\n$/);
+    expect(line('nocommand')).toBe('  key passwordCommand  NOT usable: program "bak-no-such-program" not found on PATH\n');
+    expect(line('kms')).toBe('  key awsKms  usable: region eu-west-1; credentials from the config; key alias/bak for new slots (KMS not called)\n');
+    expect(line('kmsbare')).toMatch(/^ {2}key awsKms {2}NOT usable: no region: give repositories\.kmsbare\.encryption\.awsKms\.region or set AWS_REGION \(AWS_DEFAULT_REGION is set, but the AWS SDK for JavaScript does not read it\).*; no credentials: .*; no keyId: /);
+    expect(line('gcp')).toBe(`  key gcpKms  usable: key ${gcpKey} for new slots; credentials from ${passwordFile} (keyFilename) (not checked against the server)\n`);
+    expect(line('gcpnokey')).toMatch(/^ {2}key gcpKms {2}maybe usable: no keyName: opens the slots that name their key, wraps no new one .*; credentials: Application Default Credentials/);
+
+    const sources = json(asJson).keySources;
+    expect(Object.keys(sources).sort()).toEqual(['command', 'envset', 'envunset', 'file', 'gcp', 'gcpnokey', 'kms', 'kmsbare', 'kmsenv', 'kmshalf', 'nocommand', 'nofile']);
+    expect(sources.envunset).toEqual([{ source: 'password', usable: 'no', detail: `environment variable ${unset} is not set` }]);
+    expect(sources.kmsbare[0]).toMatchObject({ source: 'awsKms', usable: 'no' });
+
+    // The environment's region and credentials count; the environment's passphrase is named first, as it is used first.
+    const withAws = await runBak(['--config', config, 'config', 'check', '--json'], { env: { ...env, AWS_REGION: 'eu-central-1', AWS_ACCESS_KEY_ID: 'AKIAENV', AWS_SECRET_ACCESS_KEY: 'env-secret-value', BAK_PASSWORD: 'from-env' } });
+    const kmsenv = json(withAws).keySources.kmsenv;
+    expect(kmsenv).toEqual([
+      { source: 'environment', usable: 'yes', detail: "BAK_PASSWORD is set: it comes before the config's password and passwordCommand" },
+      { source: 'awsKms', usable: 'yes', detail: 'region eu-central-1 (AWS_REGION); credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; key alias/bak for new slots (KMS not called)' },
+    ]);
+    expect(withAws.stdout).not.toContain('env-secret-value');
+    expect(withAws.stdout).not.toContain('from-env');
+    await rm(dir, { recursive: true });
   });
 
   it('finds bak.config.json in the working directory, and BAK_CONFIG', async () => {

@@ -30,6 +30,7 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DoctorCheck, DoctorReport } from '../../src/operations/doctor.ts';
 import { parsePostgresSource } from '../../src/engines/postgres/source.ts';
+import { PassphraseSource } from '../../src/repository/encryption/passphrase.ts';
 import { lockInfoSchema } from '../../src/repository/locks.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { sourceKeyOf } from '../../src/repository/source-key.ts';
@@ -338,6 +339,70 @@ describe('bak doctor', () => {
       await store.delete(key);
     } finally {
       await chmod(localRoot, 0o700);
+      await store.close?.();
+    }
+  });
+
+  it("an encrypted repository: its keys line is ok with the passphrase (BAK_PASSWORD or --password-file) and fails without it (exit 1); its sealed locks are read", async () => {
+    const enc = await makeLocation('local');
+    cleanups.push(enc.cleanup);
+    const encRoot = fileURLToPath(enc.settings.url);
+    await chmod(encRoot, 0o700);
+    const config = await writeConfig({ repositories: { enc: enc.configEntry } });
+    const unset = `BAK_TEST_DOCTOR_UNSET_${randomBytes(3).toString('hex').toUpperCase()}`;
+    const byReference = await writeConfig({ repositories: { enc: { ...enc.configEntry, encryption: { password: { env: unset } } } } });
+    const passphrase = `doctor passphrase ${randomBytes(6).toString('hex')}`;
+    const cheap = { BAK_TEST_SCRYPT_LOG_N: '10', BAK_PASSWORD: '', BAK_PASSWORD_FILE: '', BAK_PASSWORD_COMMAND: '' };
+    const init = await bak(['init', 'enc', '--json'], { ...cheap, BAK_PASSWORD: passphrase }, config);
+    expect(init.code, show(init)).toBe(0);
+    const slotId = json<{ keySlots: Array<{ id: string }> }>(init).keySlots[0]!.id;
+    const passwordFile = path.join(path.dirname(encRoot), 'passphrase');
+    await writeFile(passwordFile, `${passphrase}\n`, { mode: 0o600 });
+
+    // A live lock, sealed as every object of an encrypted repository but its marker and key slots.
+    const store = await openStore(enc.settings);
+    const repo = await Repository.open(store, { keys: [new PassphraseSource('test', async () => passphrase, cheap)] });
+    const lock = await repo.lock('shared', { command: 'backup --job enc' });
+    try {
+      const before = await tree(encRoot);
+      const [byEnv, byFile, without, wrong, unsetRef] = await Promise.all([
+        bak(['--repo', 'enc', 'doctor', '--json'], { ...cheap, BAK_PASSWORD: passphrase }, config),
+        bak(['--repo', 'enc', '--password-file', passwordFile, 'doctor', '--json'], cheap, config),
+        bak(['--repo', 'enc', 'doctor'], cheap, config),
+        bak(['--repo', 'enc', 'doctor', '--json'], { ...cheap, BAK_PASSWORD: 'not the passphrase' }, config),
+        bak(['--repo', 'enc', 'doctor', '--json'], cheap, byReference),
+      ]);
+      expect(byEnv.code, show(byEnv)).toBe(0);
+      const report = json<DoctorReport>(byEnv);
+      expect(report.checks.map((c) => c.name)).toEqual(['config', 'secrets', ...['reachable', 'format', 'keys', 'writable', 'permissions', 'clock', 'locks'].map((a) => `repo enc: ${a}`)]);
+      for (const c of report.checks) expect(c.status, `${c.name}: ${c.detail}`).toBe('ok');
+      expect(check(byEnv, 'repo enc: format').detail).toMatch(/^bak repository format 3, id /);
+      expect(check(byEnv, 'repo enc: keys').detail).toBe(`encrypted (aes-256-gcm); opened with passphrase from BAK_PASSWORD, slot ${slotId}; 1 key slot (passphrase)`);
+      expect(check(byEnv, 'repo enc: writable').detail).toMatch(/^created, read back and deleted doctor\/[0-9a-f]{16}/);
+      expect(check(byEnv, 'repo enc: locks').detail).toMatch(new RegExp(`^no stale locks; 1 live: shared lock of ${hostname()} pid ${process.pid} \\("backup --job enc"\\)`));
+
+      expect(byFile.code, show(byFile)).toBe(0);
+      expect(check(byFile, 'repo enc: keys')).toMatchObject({ status: 'ok', detail: `encrypted (aes-256-gcm); opened with passphrase from --password-file ${passwordFile}, slot ${slotId}; 1 key slot (passphrase)` });
+
+      expect(without.code, show(without)).toBe(1);
+      expect(without.stdout).toMatch(/^ok {4}repo enc: format +bak repository format 3, /m);
+      expect(without.stdout).toMatch(
+        new RegExp(`^FAIL  repo enc: keys +the repository at ${enc.settings.url}/? is encrypted and no key opened it: 1 passphrase slot: no key given \\(a passphrase in BAK_PASSWORD, .*\\)\\n {6}fix: give bak a key that opens one of its slots`, 'm'),
+      );
+      expect(without.stdout).toMatch(/^WARN  repo enc: locks +not checked: the repository did not open, and its locks are sealed$/m);
+      expect(without.stdout).toContain('1 check failed');
+
+      expect(wrong.code, show(wrong)).toBe(1);
+      expect(check(wrong, 'repo enc: keys')).toMatchObject({ status: 'fail', detail: expect.stringContaining(`passphrase from BAK_PASSWORD, slot ${slotId}: wrong passphrase`) });
+      // The config's passphrase reference is a secret like any other: its line names the variable, and the keys line too.
+      expect(unsetRef.code, show(unsetRef)).toBe(1);
+      expect(check(unsetRef, 'secret repositories.enc.encryption.password')).toMatchObject({ status: 'fail', detail: `environment variable ${unset} is not set` });
+      expect(check(unsetRef, 'repo enc: keys')).toMatchObject({ status: 'fail', detail: expect.stringContaining(`passphrase from repositories.enc.encryption.password, slot ${slotId}: repositories.enc.encryption.password: environment variable ${unset} is not set`) });
+      for (const r of [byEnv, byFile, without, wrong, unsetRef]) expect(r.stdout + r.stderr).not.toContain(passphrase);
+      // Nothing left behind but what was there (the test objects deleted again, their folder too).
+      expect(await tree(encRoot)).toEqual(before);
+    } finally {
+      await lock.release();
       await store.close?.();
     }
   });

@@ -9,6 +9,8 @@ export interface ServersEnv {
   gcs: { apiEndpoint: string; projectId: string };
   bigquery: { endpoint: string; grpcPort: number; projectId: string; bin: string };
   spanner: { host: string; projectId: string; instanceId: string; databaseId: string; bin: string };
+  /** local-kms, an AWS KMS emulator (it keeps its keys between runs: tests create their own). */
+  kms: { endpoint: string; region: string; accountId: string };
   /** An Avro reader that is not bak's own (Python fastavro), for the Spanner export test. */
   fastavro: { pythonPath: string };
 }
@@ -36,7 +38,16 @@ function hostPortOf(name: ServerName, env: ServersEnv): { host: string; port: nu
       return { host: host!, port: Number(port) };
     }
     default: {
-      const url = new URL(name === 'minio' ? env.minio.endpoint : name === 'gcs' ? env.gcs.apiEndpoint : env.bigquery.endpoint);
+      const endpoints: Record<Exclude<ServerName, 'postgres' | 'spanner'>, string | undefined> = {
+        minio: env.minio?.endpoint,
+        gcs: env.gcs?.apiEndpoint,
+        bigquery: env.bigquery?.endpoint,
+        kms: env.kms?.endpoint,
+      };
+      const endpoint = endpoints[name];
+      // An env.json written before a server was added to start.sh lacks its entry.
+      if (endpoint === undefined) throw new Error(`test server '${name}' is not in the servers' env.json: ${START_HINT}`);
+      const url = new URL(endpoint);
       return { host: url.hostname, port: Number(url.port) };
     }
   }

@@ -28,6 +28,7 @@ const passphrase = (text: string) => new PassphraseSource(`passphrase ${text}`, 
 const refusing: KeySource = {
   kind: 'aws-kms',
   label: 'AWS KMS key alias/refusing',
+  canWrap: true,
   wrap: async () => {
     throw new Error('AccessDeniedException: not allowed');
   },

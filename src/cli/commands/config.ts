@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { checkKeySources, type KeySourceCheck, type Usability } from '../../config/encryption-check.ts';
 import { resolveRepository } from '../../config/resolve.ts';
 import { resolveSecret, resolveSecretsDeep, secretReferences } from '../../config/secrets.ts';
 import { findEngine } from '../../engines/registry.ts';
@@ -7,6 +8,8 @@ import { redactObject, redactUri } from '../../util/redact.ts';
 import { describeZodError } from '../../util/validation.ts';
 import { printJson } from '../output.ts';
 import { action } from '../program.ts';
+
+const USABLE: Record<Usability, string> = { yes: 'usable', no: 'NOT usable', unknown: 'maybe usable' };
 
 export function registerConfigCommands(program: Command): void {
   const config = program.command('config').description('work with the config file');
@@ -30,6 +33,17 @@ export function registerConfigCommands(program: Command): void {
           }
         };
         checkSecrets(cfg.repositories, 'repositories');
+
+        // An encrypted repository's key sources: which of them this machine can use (no command run, no KMS called).
+        const keySources: Record<string, KeySourceCheck[]> = {};
+        for (const [name, repo] of Object.entries(cfg.repositories)) {
+          if (!repo.encryption) continue;
+          keySources[name] = checkKeySources(repo.encryption, `repositories.${name}.encryption`);
+          for (const c of keySources[name]) {
+            if (c.problem) problems.push(c.problem);
+            if (c.note) notes.push(c.note);
+          }
+        }
 
         const jobs = Object.entries(cfg.jobs).map(([name, job]) => {
           checkSecrets(job.options, `jobs.${name}.options`);
@@ -74,12 +88,19 @@ export function registerConfigCommands(program: Command): void {
           notes,
           defaults: cfg.defaults,
           repositories: redactObject(cfg.repositories),
+          keySources,
           jobs,
         };
         if (ctx.out.json) printJson(ctx.out, result);
         else {
           ctx.out.write(`config: ${file ?? '(none: built-in defaults)'}\n`);
-          for (const [name, repo] of Object.entries(result.repositories as Record<string, { url: string }>)) ctx.out.write(`repository ${name}: ${repo.url}\n`);
+          for (const [name, repo] of Object.entries(result.repositories as Record<string, { url: string; encryption?: unknown }>)) {
+            ctx.out.write(`repository ${name}: ${repo.url}\n`);
+            if (repo.encryption === undefined) continue;
+            ctx.out.write(`  encryption  ${JSON.stringify(repo.encryption)}\n`);
+            const width = Math.max(...keySources[name]!.map((c) => c.source.length));
+            for (const c of keySources[name]!) ctx.out.write(`  key ${c.source.padEnd(width)}  ${USABLE[c.usable]}: ${c.detail}\n`);
+          }
           for (const job of jobs) {
             ctx.out.write(`\njob ${job.name}\n  engine      ${job.engine}\n  source      ${job.source}\n  repository  ${job.repository}\n`);
             if (Object.keys(job.options as object).length) ctx.out.write(`  options     ${JSON.stringify(job.options)}\n`);

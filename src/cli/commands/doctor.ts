@@ -8,13 +8,19 @@ export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description(
-      'check the config and its secrets, the repository (reachable, initialised, writable, not public, versioned, clock, stale locks) and, with --job/--all, job sources and staging space; read-only but for one test object; exit 1 if a check fails',
+      'check the config and its secrets, the repository (reachable, initialised, its keys when encrypted, writable, not public, versioned, clock, stale locks) and, with --job/--all, job sources and staging space; read-only but for one test object; exit 1 if a check fails',
     )
     .option('--job <name>', "check this job: its secret references, its repository, its source and staging")
     .option('--all', 'check every job, every repository they use and the default repository')
     .action(
       action(async (ctx, flags: { job?: string; all?: boolean }) => {
-        const report = await runDoctor({ loadConfig: () => ctx.config, job: flags.job, all: flags.all, repo: ctx.globals.repo });
+        const report = await runDoctor({
+          loadConfig: () => ctx.config,
+          job: flags.job,
+          all: flags.all,
+          repo: ctx.globals.repo,
+          keyFlags: { passwordFile: ctx.globals.passwordFile, passwordCommand: ctx.globals.passwordCommand },
+        });
         if (ctx.out.json) printJson(ctx.out, report);
         else ctx.out.write(render(report));
         return report.summary.fail > 0 ? ExitCode.failed : ExitCode.ok;

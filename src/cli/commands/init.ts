@@ -34,7 +34,9 @@ export function registerInit(program: Command): void {
       action(async (ctx, repoUrl: string | undefined, options: { compression: { method: Compression; level?: number }; awsKmsKey?: string; gcpKmsKey?: string }) => {
         const resolved = ctx.resolveRepository({ url: repoUrl });
         // Every key source given (passphrase, KMS keys) gets a slot; none: a plain repository, said out loud.
-        const keys = ctx.keySources(resolved, { awsKmsKey: options.awsKmsKey, gcpKmsKey: options.gcpKmsKey });
+        const sources = ctx.keySources(resolved, { awsKmsKey: options.awsKmsKey, gcpKmsKey: options.gcpKmsKey });
+        for (const s of sources.filter((k) => !k.canWrap)) ctx.log.warn(`${s.label}: no key named to wrap with (give --${s.kind}-key), so no ${s.kind} slot is made`);
+        const keys = sources.filter((k) => k.canWrap);
         const parsed = parseStoreUrl(resolved.settings.url);
         // A local repository's folder is created on init; buckets must exist already (bak never creates cloud buckets).
         if (parsed.scheme === 'file') {

@@ -54,7 +54,7 @@ function sourceToAdd(ctx: CliContext, kind: string, flags: AddFlags): KeySource 
       return source;
     }
     case 'gcp-kms': {
-      const source = gcpKmsSource(resolved.encryption?.gcpKms, flags.keyName);
+      const source = gcpKmsSource(resolved.encryption?.gcpKms, flags.keyName, resolved.settings);
       if (!source || !(flags.keyName ?? resolved.encryption?.gcpKms?.keyName)) throw new UsageError('bak key add gcp-kms needs the key: --key-name, or encryption.gcpKms.keyName in the config');
       return source;
     }

@@ -16,24 +16,34 @@ export class AwsKmsSource implements KeySource {
   readonly kind = 'aws-kms' as const;
   readonly label: string;
   private readonly settings: AwsKmsSettings;
-  private client: Promise<{ kms: typeof import('@aws-sdk/client-kms'); client: KMSClient }> | undefined;
+  /** One client per region: a slot records the region its key lives in, and slots may name different ones. */
+  private readonly clients = new Map<string, Promise<{ kms: typeof import('@aws-sdk/client-kms'); client: KMSClient }>>();
 
   constructor(settings: AwsKmsSettings) {
     this.settings = settings;
     this.label = settings.keyId ? `AWS KMS key ${settings.keyId}` : 'AWS KMS';
   }
 
-  private connect(region: string | undefined): Promise<{ kms: typeof import('@aws-sdk/client-kms'); client: KMSClient }> {
-    this.client ??= import('@aws-sdk/client-kms').then((kms) => ({
-      kms,
-      client: new kms.KMSClient({
-        ...(region ?? this.settings.region ? { region: region ?? this.settings.region } : {}),
-        ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
-        ...(this.settings.credentials ? { credentials: this.settings.credentials } : {}),
-        maxAttempts: 3,
-      }),
-    }));
-    return this.client;
+  get canWrap(): boolean {
+    return this.settings.keyId !== undefined;
+  }
+
+  private connect(slotRegion: string | undefined): Promise<{ kms: typeof import('@aws-sdk/client-kms'); client: KMSClient }> {
+    const region = slotRegion ?? this.settings.region;
+    let client = this.clients.get(region ?? '');
+    if (!client) {
+      client = import('@aws-sdk/client-kms').then((kms) => ({
+        kms,
+        client: new kms.KMSClient({
+          ...(region ? { region } : {}),
+          ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
+          ...(this.settings.credentials ? { credentials: this.settings.credentials } : {}),
+          maxAttempts: 3,
+        }),
+      }));
+      this.clients.set(region ?? '', client);
+    }
+    return client;
   }
 
   async wrap(master: Buffer, repositoryId: string): Promise<SlotSecret> {
@@ -44,7 +54,10 @@ export class AwsKmsSource implements KeySource {
       throw new Error(describeKmsError(err, `encrypt with ${keyId}`));
     });
     if (!out.CiphertextBlob || !out.KeyId) throw new Error(`AWS KMS answered Encrypt without a ciphertext or key id`);
-    return { kind: 'aws-kms', keyId, keyArn: out.KeyId, ...(this.settings.region ? { region: this.settings.region } : {}), wrapped: Buffer.from(out.CiphertextBlob).toString('base64') };
+    // The region the key was reached in (the config's, or the SDK's from AWS_REGION or a profile), so that opening on
+    // another machine does not depend on its environment.
+    const region = await client.config.region();
+    return { kind: 'aws-kms', keyId, keyArn: out.KeyId, ...(region ? { region } : {}), wrapped: Buffer.from(out.CiphertextBlob).toString('base64') };
   }
 
   async unwrap(slot: KeySlot, repositoryId: string): Promise<Buffer> {

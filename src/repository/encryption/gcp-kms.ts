@@ -43,6 +43,10 @@ export class GcpKmsSource implements KeySource {
     this.label = settings.keyName ? `Google Cloud KMS key ${settings.keyName}` : 'Google Cloud KMS';
   }
 
+  get canWrap(): boolean {
+    return this.settings.keyName !== undefined;
+  }
+
   private connect(): Promise<GcpKmsClient> {
     this.client ??= this.factory(this.settings);
     return this.client;
@@ -81,5 +85,5 @@ function bytes(value: Uint8Array | string | null | undefined): Buffer | undefine
 
 /** gRPC errors carry a numeric code and "7 PERMISSION_DENIED: …" messages; the message alone says it. */
 function describeGcpError(err: unknown, what: string): string {
-  return `Google Cloud KMS refused to ${what} (${(err as Error).message ?? String(err)})`;
+  return `Google Cloud KMS refused to ${what} (${err instanceof Error ? err.message : String(err)})`;
 }

@@ -9,6 +9,8 @@ export interface KeySource {
   readonly kind: SlotKind;
   /** Where the key comes from, for messages; never the secret: "passphrase from BAK_PASSWORD", "AWS KMS key alias/bak". */
   readonly label: string;
+  /** Whether it can make a slot (a KMS source needs a key named to wrap with; any source can open the slots of its kind). */
+  readonly canWrap: boolean;
   /** A new slot's secret fields for `master`. */
   wrap(master: Buffer, repositoryId: string, slotId: string): Promise<SlotSecret>;
   /** The master key from one slot of this source's kind; throws an Error saying why not (wrong passphrase, KMS refused …). */

@@ -30,6 +30,7 @@ async function deriveKey(passphrase: string, salt: Buffer, logN: number, r: numb
 /** A passphrase, read once from where `label` says (see sources.ts), wrapping the master key through scrypt and AES-256-GCM. */
 export class PassphraseSource implements KeySource {
   readonly kind = 'passphrase' as const;
+  readonly canWrap = true;
   readonly label: string;
   private readonly read: () => Promise<string>;
   private value: Promise<string> | undefined;
