@@ -27,18 +27,8 @@ import { parseArgs } from 'node:util';
 import type { Manifest } from '../src/repository/manifest.ts';
 import { BAK_BIN } from '../test/helpers/cli.ts';
 import { runCommand, type RunResult } from '../test/helpers/run.ts';
-import {
-  connectionArgs,
-  createDatabase,
-  databaseExists,
-  dropDatabase,
-  pgEnv,
-  pgTool,
-  pgUri,
-  query,
-  requirePostgres,
-  type PgServer,
-} from '../test/helpers/postgres.ts';
+import { connectionArgs, createDatabase, dropDatabase, pgEnv, pgTool, pgUri, query, requirePostgres, type PgServer } from '../test/helpers/postgres.ts';
+import { datasetDatabase, databaseBytes, ensureDatabase, settle, warmCache, type Dataset } from './postgres-datasets.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -61,23 +51,6 @@ if (![scale, jobs, rounds].every((n) => Number.isInteger(n) && n > 0) || !['pgbe
 
 const MB = 1_000_000;
 const MiB = 1024 * 1024;
-const READY_MARK = realistic ? 'bak bench: realistic v1 complete' : `bak bench: pgbench -i -s ${scale} complete`;
-
-/**
- * The realistic dataset, from a fixed seed (setseed, then random() in one session): 2.5 M orders (a uuid, 64 hex
- * characters, a numeric, a timestamptz, a small jsonb) and 1.5 M events of hex text, about 0.9 GB on disk.
- */
-const REALISTIC_SQL = [
-  'SELECT setseed(0.4242)',
-  `CREATE TABLE orders AS SELECT g AS id, md5(random()::text)::uuid AS ref, md5(random()::text) || md5(random()::text) AS digest,
-     round((random() * 100000)::numeric, 2) AS amount, timestamptz '2026-01-01' + random() * interval '300 days' AS placed_at,
-     jsonb_build_object('sku', (random() * 100000)::int, 'qty', (random() * 9)::int + 1, 'note', md5(random()::text)) AS attrs
-   FROM generate_series(1, 2500000) g`,
-  'CREATE TABLE events AS SELECT g AS id, md5(random()::text) || md5(random()::text) AS payload FROM generate_series(1, 1500000) g',
-  'ALTER TABLE orders ADD PRIMARY KEY (id)',
-  'ALTER TABLE events ADD PRIMARY KEY (id)',
-];
-
 type Run = RunResult;
 
 /** Runs a command, timing it; with `rss`, under /usr/bin/time to get the peak RSS. Throws on a non-zero exit. */
@@ -101,38 +74,6 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-/** Builds the dataset's database unless a complete one (marked by a database comment) is already there. */
-async function ensureDatabase(server: PgServer, db: string): Promise<void> {
-  if (await databaseExists(server, db)) {
-    const [row] = await query<{ mark: string | null }>(server, 'postgres', "SELECT shobj_description(oid, 'pg_database') AS mark FROM pg_database WHERE datname = $1", [db]);
-    if (row?.mark === READY_MARK) {
-      console.error(`[bench] reusing ${db}`);
-      return;
-    }
-    console.error(`[bench] ${db} exists but is incomplete: rebuilding it`);
-    await dropDatabase(server, db);
-  }
-  await createDatabase(server, db);
-  if (realistic) {
-    console.error(`[bench] building ${db} from a fixed seed (a few minutes) …`);
-    const started = performance.now();
-    // One psql session: setseed holds for the statements after it.
-    await run(pgTool(server, 'psql'), [...connectionArgs(server), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', REALISTIC_SQL.join(';\n'), db], { env: pgEnv(server) });
-    console.error(`[bench] built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  } else {
-    console.error(`[bench] building ${db} with pgbench -i -s ${scale} (a few minutes) …`);
-    const init = await run(pgTool(server, 'pgbench'), [...connectionArgs(server), '-i', '-s', String(scale), '-q', db], { env: pgEnv(server) });
-    console.error(`[bench] pgbench -i took ${init.seconds.toFixed(1)} s`);
-  }
-  await query(server, 'postgres', `COMMENT ON DATABASE "${db}" IS '${READY_MARK}'`);
-}
-
-/** Checkpoints the server and flushes dirty pages (untimed), so one run's write-back is not charged to the next. */
-async function settle(server: PgServer): Promise<void> {
-  await query(server, 'postgres', 'CHECKPOINT');
-  await run('sync', []);
 }
 
 /** Seconds to read every table of `db` back with `psql -c "\\copy … TO '/dev/null'"`, `jobs` tables at a time (biggest first). */
@@ -159,14 +100,13 @@ const tmpRoot = await mkdtemp(path.join(tmpdir(), 'bak-bench-pg-'));
 async function main(): Promise<void> {
   const server = await requirePostgres();
   const env = pgEnv(server);
-  const db = realistic ? 'bak_bench_realistic_v1' : `bak_bench_pgbench_s${scale}`;
-  await ensureDatabase(server, db);
-  const [{ size }] = (await query<{ size: string }>(server, 'postgres', 'SELECT pg_database_size($1)::text AS size', [db])) as [{ size: string }];
-  const dbBytes = Number(size);
+  const db = datasetDatabase(flags.dataset as Dataset, scale);
+  await ensureDatabase(server, flags.dataset as Dataset, scale);
+  const dbBytes = await databaseBytes(server, db);
   if (!realistic && dbBytes < 1e9) console.error(`[bench] warning: ${db} is ${(dbBytes / MB).toFixed(0)} MB, under the 1 GB the issue asks for; use a larger --scale`);
 
   // Warm the OS cache so the first timed run does not pay for cold reads the second one gets free.
-  await query(server, db, realistic ? 'SELECT count(*) FROM orders; SELECT count(*) FROM events' : 'SELECT count(*) FROM pgbench_accounts; SELECT count(*) FROM pgbench_history; SELECT count(*) FROM pgbench_tellers');
+  await warmCache(server, db, flags.dataset as Dataset);
 
   const repoDir = path.join(tmpRoot, 'repo');
   const bak = (args: string[], options: { rss?: boolean } = {}) => run(BAK_BIN, ['--repo', repoDir, '--quiet', ...args], { env, ...options });

@@ -33,9 +33,10 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Manifest } from '../src/repository/manifest.ts';
 import { minioClient, uniqueName } from '../test/helpers/backends.ts';
 import { BAK_BIN } from '../test/helpers/cli.ts';
-import { awsEnv, createBucket, deleteBucketCompletely, mapLimit, putLargeObject, s3Flags, startPrivateMinio } from '../test/helpers/s3-fixture.ts';
+import { awsEnv, createBucket, deleteBucketCompletely, mapLimit, s3Flags, startPrivateMinio } from '../test/helpers/s3-fixture.ts';
 import { runCommand, type RunResult } from '../test/helpers/run.ts';
 import { requireServer } from '../test/helpers/servers.ts';
+import { fillBucket, PUT_CONCURRENCY, smallBody, smallKey } from './s3-bucket.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -65,7 +66,6 @@ const SMALL_KEYS = Math.max(1, Math.round(KEYS / 10));
 
 const MB = 1_000_000;
 const MiB = 1024 * 1024;
-const PUT_CONCURRENCY = 32;
 
 type Run = RunResult & { maxRss: number };
 
@@ -140,31 +140,6 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-/** Log lines as services write them: a time, a level, a route, ids, a duration; repetitive enough to compress ~4:1. */
-function jsonLog(bytes: number): Buffer {
-  const lines: string[] = [];
-  let size = 0;
-  const levels = ['info', 'info', 'info', 'warn', 'error'];
-  const routes = ['/api/orders', '/api/orders/:id', '/api/users/:id', '/healthz', '/api/cart', '/api/search'];
-  for (let t = Date.UTC(2026, 10, 1) + randomInt(0, 86_400_000); size < bytes; t += randomInt(1, 2000)) {
-    const line = JSON.stringify({
-      time: new Date(t).toISOString(),
-      level: levels[randomInt(0, levels.length)],
-      msg: 'request done',
-      route: routes[randomInt(0, routes.length)],
-      status: [200, 200, 200, 201, 404, 500][randomInt(0, 6)],
-      ms: randomInt(1, 900),
-      request: randomBytes(8).toString('hex'),
-      user: randomInt(1, 50_000),
-    });
-    lines.push(line);
-    size += line.length + 1;
-  }
-  return Buffer.from(`${lines.join('\n')}\n`);
-}
-
-const smallKey = (i: number) => `small/${String(i).padStart(5, '0')}.bin`;
-
 async function main(): Promise<void> {
   const shared = await requireServer('minio');
   const tls = flags.tls ? await startPrivateMinio(shared, { tls: true }) : undefined;
@@ -187,20 +162,8 @@ async function main(): Promise<void> {
     // --- the main bucket ---
     console.error(`[bench] bucket ${bucketName}: ${SMALL} small objects (1–8 KiB)${JSON_LOGS ? ` + ${JSON_LOGS} JSON logs (16–64 KiB)` : ''} + ${LARGE} × ${LARGE_MIB} MiB …`);
     let started = performance.now();
-    await createBucket(s3, bucketName);
     buckets.push(bucketName);
-    await mapLimit(
-      Array.from({ length: SMALL }, (_, i) => i),
-      PUT_CONCURRENCY,
-      (i) => s3.send(new PutObjectCommand({ Bucket: bucketName, Key: smallKey(i), Body: randomBytes(randomInt(1024, 8 * 1024 + 1)) })),
-    );
-    await mapLimit(
-      Array.from({ length: JSON_LOGS }, (_, i) => i),
-      PUT_CONCURRENCY,
-      (i) => s3.send(new PutObjectCommand({ Bucket: bucketName, Key: `logs/${String(i).padStart(5, '0')}.jsonl`, Body: jsonLog(randomInt(16 * 1024, 64 * 1024 + 1)), ContentType: 'application/x-ndjson' })),
-    );
-    for (let i = 0; i < LARGE; i++) await putLargeObject(s3, bucketName, `large/${i}.bin`, LARGE_MIB * MiB);
-    const totalBytes = (SMALL * 4.5 * 1024 + JSON_LOGS * 40 * 1024 + LARGE * LARGE_MIB * MiB) / MiB;
+    const totalBytes = await fillBucket(s3, bucketName, { small: SMALL, json: JSON_LOGS, large: LARGE, largeMib: LARGE_MIB });
     console.error(`[bench] filled in ${((performance.now() - started) / 1000).toFixed(1)} s (about ${totalBytes.toFixed(0)} MiB)`);
 
     // --- 1. full backup vs rclone copy ---
@@ -269,7 +232,7 @@ async function main(): Promise<void> {
     while (changed.size < changedCount) changed.add(randomInt(0, SMALL));
     console.error(`[bench] overwriting ${changedCount} small objects, then a second bak backup …`);
     await mapLimit([...changed], PUT_CONCURRENCY, (i) =>
-      s3.send(new PutObjectCommand({ Bucket: bucketName, Key: smallKey(i), Body: randomBytes(randomInt(1024, 8 * 1024 + 1)) })),
+      s3.send(new PutObjectCommand({ Bucket: bucketName, Key: smallKey(i), Body: smallBody() })),
     );
     await settle();
     const second = await backup(repo, `s3://${bucketName}`);

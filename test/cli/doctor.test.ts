@@ -9,6 +9,7 @@
 // inspections at the client boundary, with the answers AWS and GCS give that MinIO and fake-gcs-server do not (not
 // verified against a server).
 import { spawn } from 'node:child_process';
+import { treeListing } from '../helpers/fixture-tree.ts';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
@@ -54,19 +55,6 @@ const check = (r: CliResult, name: string): DoctorCheck => {
   return found;
 };
 
-/** Every file (with size and mtime) and folder under `root`: what a write anywhere would change. */
-async function tree(root: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
-    const p = path.relative(root, path.join(e.parentPath, e.name));
-    if (e.isDirectory()) out.push(`${p}/`);
-    else {
-      const st = await stat(path.join(e.parentPath, e.name));
-      out.push(`${p} ${st.size} ${st.mtimeMs}`);
-    }
-  }
-  return out.sort();
-}
 
 describe('bak doctor', () => {
   let minio: Minio;
@@ -124,7 +112,7 @@ describe('bak doctor', () => {
   });
 
   it('passes a healthy setup with exit 0, and writes nothing but its test object', async () => {
-    const [filesBefore, versionsBefore] = await Promise.all([tree(localRoot), listVersions(s3, remoteBucket)]);
+    const [filesBefore, versionsBefore] = await Promise.all([treeListing(localRoot), listVersions(s3, remoteBucket)]);
     const r = await bak(['doctor', '--all', '--json']);
     expect(r.code, show(r)).toBe(0);
     const report = json<DoctorReport>(r);
@@ -153,7 +141,7 @@ describe('bak doctor', () => {
     for (const secret of [minio.secretAccessKey, pg.password]) expect(r.stdout + r.stderr).not.toContain(secret);
 
     // The local folder is as it was (the test object's folder doctor/ removed too) …
-    expect(await tree(localRoot)).toEqual(filesBefore);
+    expect(await treeListing(localRoot)).toEqual(filesBefore);
     // … and in the versioned bucket the one new thing is the test object, as a noncurrent version under its delete marker.
     const localKey = /created, read back and deleted (doctor\/[0-9a-f]{16})/.exec(checks.get('repo local: writable')!.detail)?.[1];
     const remoteKey = /created, read back and deleted (doctor\/[0-9a-f]{16})/.exec(checks.get('repo minio: writable')!.detail)?.[1];
@@ -364,7 +352,7 @@ describe('bak doctor', () => {
     const repo = await Repository.open(store, { keys: [new PassphraseSource('test', async () => passphrase, cheap)] });
     const lock = await repo.lock('shared', { command: 'backup --job enc' });
     try {
-      const before = await tree(encRoot);
+      const before = await treeListing(encRoot);
       const [byEnv, byFile, without, wrong, unsetRef] = await Promise.all([
         bak(['--repo', 'enc', 'doctor', '--json'], { ...cheap, BAK_PASSWORD: passphrase }, config),
         bak(['--repo', 'enc', '--password-file', passwordFile, 'doctor', '--json'], cheap, config),
@@ -400,7 +388,7 @@ describe('bak doctor', () => {
       expect(check(unsetRef, 'repo enc: keys')).toMatchObject({ status: 'fail', detail: expect.stringContaining(`passphrase from repositories.enc.encryption.password, slot ${slotId}: repositories.enc.encryption.password: environment variable ${unset} is not set`) });
       for (const r of [byEnv, byFile, without, wrong, unsetRef]) expect(r.stdout + r.stderr).not.toContain(passphrase);
       // Nothing left behind but what was there (the test objects deleted again, their folder too).
-      expect(await tree(encRoot)).toEqual(before);
+      expect(await treeListing(encRoot)).toEqual(before);
     } finally {
       await lock.release();
       await store.close?.();

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
@@ -26,4 +26,18 @@ export async function readTree(root: string, rel = ''): Promise<Map<string, Buff
     else out.set(child, await readFile(path.join(root, child)));
   }
   return out;
+}
+
+/** Every file (with size and mtime) and folder under `root`: what a write anywhere would change. */
+export async function treeListing(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
+    const p = path.relative(root, path.join(e.parentPath, e.name));
+    if (e.isDirectory()) out.push(`${p}/`);
+    else {
+      const st = await stat(path.join(e.parentPath, e.name));
+      out.push(`${p} ${st.size} ${st.mtimeMs}`);
+    }
+  }
+  return out.sort();
 }

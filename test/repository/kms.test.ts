@@ -4,6 +4,7 @@
 // at init; a KMS slot added to a passphrase repository replaces the passphrase, and the last slot cannot be removed.
 // local-kms keeps its keys between runs: every run makes its own key and a unique alias for it.
 import { randomBytes } from 'node:crypto';
+import { treeListing } from '../helpers/fixture-tree.ts';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -23,19 +24,6 @@ const OBJECTS: Array<[string, Buffer]> = [
   ['noise.bin', randomBytes(40_000)],
 ];
 
-/** Every file and folder under root, with size and mtime: what any write would change. */
-async function tree(root: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
-    const p = path.relative(root, path.join(e.parentPath, e.name));
-    if (e.isDirectory()) out.push(`${p}/`);
-    else {
-      const st = await stat(path.join(e.parentPath, e.name));
-      out.push(`${p} ${st.size} ${st.mtimeMs}`);
-    }
-  }
-  return out.sort();
-}
 
 const noStackTrace = (r: CliResult) => expect(r.stderr, show(r)).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
 
@@ -172,7 +160,7 @@ describe('AWS KMS key slots (local-kms)', () => {
     const id = json<{ id: string }>(backup).id;
     const [slot] = await slotsOf(config, 'refused');
     const root = path.join(work, 'refused');
-    const before = await tree(root);
+    const before = await treeListing(root);
 
     await client.send(new DisableKeyCommand({ KeyId: keyId }));
     try {
@@ -191,7 +179,7 @@ describe('AWS KMS key slots (local-kms)', () => {
         expect(r.stderr).toMatch(/AWS KMS refused to decrypt with .*\(DisabledException/);
         noStackTrace(r);
       }
-      expect(await tree(root)).toEqual(before);
+      expect(await treeListing(root)).toEqual(before);
     } finally {
       await client.send(new EnableKeyCommand({ KeyId: keyId }));
     }
@@ -212,7 +200,7 @@ describe('AWS KMS key slots (local-kms)', () => {
     const left = await readdir(root).catch(() => [] as string[]);
     expect(left).not.toContain('bak-repository.json');
     expect(left).not.toContain('keys');
-    expect(await tree(root).catch(() => [])).toEqual([]);
+    expect(await treeListing(root).catch(() => [])).toEqual([]);
   });
 
   it('key add aws-kms onto a passphrase repository; opened by KMS the passphrase slot is removed; the last slot is not', async () => {
