@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../../errors.ts';
 import { runJobs, type RunReport } from '../../operations/run.ts';
-import { Repository } from '../../repository/repository.ts';
+import type { Repository } from '../../repository/repository.ts';
 import { durationMs } from '../../repository/retention.ts';
 import { formatBytes, formatTable, printJson } from '../output.ts';
 import { action } from '../program.ts';

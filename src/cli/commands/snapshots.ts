@@ -33,7 +33,7 @@ export function registerSnapshots(program: Command): void {
         for await (const entry of repo.listSnapshots()) {
           if ('error' in entry) {
             unreadable++;
-            rows.push({ id: entry.id, folder: entry.folder, status: 'unreadable', error: entry.error });
+            rows.push({ id: entry.id, sourceKey: entry.folder, status: 'unreadable', error: entry.error });
             ctx.log.warn(entry.error);
             continue;
           }
