@@ -3,7 +3,7 @@
 // fake-gcs-server), then, on a local repository only (fast), the integrity check, export, verify --level
 // restore, database selection, and every bad input the issue names, each leaving nothing visible behind.
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -271,6 +271,25 @@ describe('postgres engine on a local repository: integrity check, export, select
     const result = await h.cli(['restore', first.id.slice(0, 24), '--to', pgUri(h.server), '--database', h.source, '--as', restored]);
     expect(result.code, show(result)).toBe(0);
     await h.expectSameDatabase(restored);
+  });
+
+  it('restores with more jobs than tables even when pg_restore\'s output reaches bak only after it has finished', async () => {
+    // The worst case of the placeholder race (restore-pipes.ts): a pg_restore whose every line bak hears late.
+    // With fewer tables than jobs no sized placeholder is made, so nothing waits on those lines; before, a
+    // late line meant a worker read a placeholder's zeros and the restore failed.
+    const bin = await h.tempDir('bakt-late-pg-restore-');
+    for (const tool of ['pg_dump', 'pg_dumpall', 'psql']) await symlink(path.join(h.server.bin, tool), path.join(bin, tool));
+    const wrapper = path.join(bin, 'pg_restore');
+    const real = path.join(h.server.bin, 'pg_restore');
+    await writeFile(wrapper, `#!/bin/sh\nout=$(mktemp)\n"${real}" "$@" 2>"$out"\nrc=$?\ncat "$out" >&2\nrm -f "$out"\nexit $rc\n`);
+    await chmod(wrapper, 0o755);
+    const tables = tableItems(first, h.source).size;
+    const target = h.newDatabaseName('bakt_late');
+    const result = await h.cli(['restore', first.id, '--to', pgUri(h.server), '--database', h.source, '--as', target, '--jobs', String(tables + 1)], {
+      BAK_PG_BIN: bin,
+    });
+    expect(result.code, show(result)).toBe(0);
+    await h.expectSameDatabase(target);
   });
 
   it('refuses a non-empty target without --clean or --force (exit 2) and leaves it untouched', async () => {

@@ -46,6 +46,15 @@ export async function makePipes(dir: string, sizes: ReadonlyMap<string, number>,
   }
 }
 
+/**
+ * Whether pg_restore --jobs needs sized placeholders: only to start the biggest tables first, which matters only
+ * when there are more tables than jobs. The placeholders cost a race (see `pastSizing`), so they are left out
+ * whenever every table can start at once anyway.
+ */
+export function needsSizePlaceholders(tables: number, jobs: number): boolean {
+  return jobs > 1 && tables > jobs;
+}
+
 /** Puts each pipe in place of its placeholder (rename replaces atomically): call once pg_restore has taken the sizes. */
 export function swapInPipes(dir: string, names: Iterable<string>): void {
   for (const name of names) renameSync(path.join(dir, `${name}${PENDING_SUFFIX}`), path.join(dir, name));
@@ -53,7 +62,11 @@ export function swapInPipes(dir: string, names: Iterable<string>): void {
 
 /**
  * The first line parallel pg_restore prints after it has taken the data files' sizes (`_PrepParallelRestore`
- * runs just before the pre-data items, and data files are opened only after those).
+ * runs just before the pre-data items, and data files are opened only after those, by workers that first connect).
+ * The swap races pg_restore: if bak hears this line only after the pre-data items, the disconnect, the fork and a
+ * worker's connection, that worker reads the placeholder's zeros, its COPY fails ("invalid byte sequence … 0x00")
+ * and the restore stops with exit 1, nothing committed for that table. pg_restore has no other way to take sizes
+ * (they are not in toc.dat), hence `needsSizePlaceholders`.
  */
 export function pastSizing(line: string): boolean {
   return /^pg_restore: (?:processing item|entering main parallel loop|launching item) /.test(line);

@@ -14,7 +14,7 @@ import { DUMP_FILE_KIND, GLOBALS_ITEM, type DumpedDatabase } from './backup.ts';
 import { connect, quoteIdent, serverVersion } from './connection.ts';
 import { TABLE_DATA_FILE } from './dump-follow.ts';
 import { checkRestoredDatabase, userObjectCount, type TableMismatch } from './integrity.ts';
-import { dataFileHint, makePipes, pastSizing, PipeFeeder, swapInPipes } from './restore-pipes.ts';
+import { dataFileHint, makePipes, needsSizePlaceholders, pastSizing, PipeFeeder, swapInPipes } from './restore-pipes.ts';
 import { connectionString, parsePgUri, toolEnv, type PgConnection } from './source.ts';
 import { parseToc, tableDataEntries } from './toc.ts';
 import { findPgTools, type PgTools } from './tools.ts';
@@ -169,8 +169,8 @@ async function restoreDatabase(
       sizes.set(file, item.bytes);
     }
     await mapLimit(files, 2, ({ file, item }) => writeBlobsToFile(ctx.repo.blobs, item.blobs, path.join(dir, file), { concurrency: ctx.repo.concurrency, exclusive: true }));
-    const parallel = options.jobs > 1;
-    await makePipes(dir, sizes, { placeholders: parallel });
+    const placeholders = needsSizePlaceholders(sizes.size, options.jobs);
+    await makePipes(dir, sizes, { placeholders });
     const fileOfTable = new Map(tableDataEntries(parseToc(await readFile(path.join(dir, 'toc.dat')))).map((e) => [`${e.namespace}.${e.tag}`, e.dataFile!] as const));
 
     const stop = new AbortController();
@@ -178,8 +178,8 @@ async function restoreDatabase(
     const args = ['--format=directory', '--verbose', `--jobs=${options.jobs}`, '--no-password', '--exit-on-error', `--dbname=${connectionString(conn, plan.target)}`];
     if (options.noOwner) args.push('--no-owner');
     ctx.log.info(`restoring ${db.name} into ${plan.target} (${plan.action}) with pg_restore --jobs=${options.jobs}`);
-    // Serial pg_restore reads no sizes: its pipes are in place from the start.
-    let piped = !parallel;
+    // Without placeholders the pipes are in place from the start.
+    let piped = !placeholders;
     if (piped) feeder.start();
     let failed: unknown = null;
     let swapFailed: unknown = null;
