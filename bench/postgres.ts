@@ -207,6 +207,13 @@ async function main(): Promise<void> {
     const second = await bak(['backup', pgUri(server, db), '--jobs', String(jobs), '--json'], { rss: true });
     rss.bakBackup = Math.max(rss.bakBackup, second.maxRss ?? 0);
     const secondManifest = JSON.parse(second.stdout) as Manifest;
+    // Where bak's time goes (#17): one more backup, untimed, into a fresh repository, with bak --profile.
+    console.error('[bench] bak --profile backup into a fresh repository (untimed) …');
+    const profileRepo = path.join(tmpRoot, 'repo-profile');
+    await run(BAK_BIN, ['--repo', profileRepo, '--quiet', ...initArgs], { env });
+    const profiled = await run(BAK_BIN, ['--repo', profileRepo, '--quiet', '--profile', 'backup', pgUri(server, db), '--jobs', String(jobs)], { env });
+    const stageProfile = profiled.stderr.slice(profiled.stderr.indexOf('profile: '));
+    await rm(profileRepo, { recursive: true, force: true });
     const repoBytes = await dirBytes(repoDir);
 
     const first = firstManifest!;
@@ -265,6 +272,7 @@ async function main(): Promise<void> {
     console.log(
       `whole-machine CPU includes the server's backends (and anything else running); with ${cpus().length} cores, a run that needs N CPU seconds takes at least N/${cpus().length} s`,
     );
+    console.log(`\nbak backup --profile (an extra, untimed run into a fresh repository):\n${stageProfile}`);
   } finally {
     for (const t of targets) await dropDatabase(server, t).catch(() => undefined);
     if (flags.drop) {

@@ -1,4 +1,9 @@
+import { formatProfile, profileReport, startProfiling } from '../util/stage-profile.ts';
 import { buildProgram, outcome, reportError } from './program.ts';
+
+// Started before the command is parsed, so the whole run is measured (the option itself is declared in program.ts).
+const profile = process.argv.includes('--profile');
+if (profile) startProfiling();
 
 const program = buildProgram();
 let exitCode: number;
@@ -13,5 +18,6 @@ try {
 } catch (err) {
   exitCode = reportError(err, process.argv.includes('-v') || process.argv.includes('--verbose'));
 }
+if (profile) process.stderr.write(`${formatProfile(profileReport())}\n`);
 // Exit explicitly: SDK clients may keep sockets open, and cron must not wait on them.
 process.exit(exitCode);

@@ -55,6 +55,7 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'log only warnings and errors')
     .option('--progress', 'draw a progress line on stderr even when it is not a terminal, or with --json or --quiet')
     .option('--no-progress', 'no progress line, even on a terminal')
+    .option('--profile', 'at the end, print on stderr where the time went: CPU by thread, and time by stage (compress, SHA-256, store, …)')
     .option('--password-file <file>', "an encrypted repository's passphrase: the file's first line (default: $BAK_PASSWORD, $BAK_PASSWORD_FILE, $BAK_PASSWORD_COMMAND, then the config)")
     .option('--password-command <command>', "an encrypted repository's passphrase: the first line the command prints (run by /bin/sh)")
     .addOption(new Option('--concurrency <n>', 'parallel transfers and checks (default: config, else 4)').argParser(parsePositiveInt))

@@ -8,6 +8,7 @@ import { TaskPool } from '../util/concurrency.ts';
 import { sha256Hex } from '../util/hash.ts';
 import type { PushSource } from '../util/push-source.ts';
 import { withRetry } from '../util/retry.ts';
+import { timeAsync } from '../util/stage-profile.ts';
 import { SealedObjectError } from './encryption/sealed-store.ts';
 
 /** A reference to one stored blob: its content hash, plain size and stored (compressed) size. */
@@ -118,7 +119,7 @@ export class BlobStore {
   /** `put` for content whose SHA-256 (`id`) the caller has computed already. */
   async putHashed(id: string, data: Buffer): Promise<BlobRef> {
     const key = this.keyOf(id);
-    const existing = await withRetry(() => this.store.head(key), { retryable: isTransient });
+    const existing = await timeAsync('blob exists? (head)', 0, () => withRetry(() => this.store.head(key), { retryable: isTransient }));
     if (existing && existing.size > 0) {
       this.stats.blobsReused++;
       this.stats.bytesReused += data.length;
@@ -126,7 +127,7 @@ export class BlobStore {
     }
     const stored = await this.encode(data);
     // A lost race with another writer of the same content is fine: the blob there has the same bytes.
-    await withRetry(() => this.store.put(key, stored.parts, { ifAbsent: true }), { retryable: isTransient });
+    await timeAsync('store blob (put)', stored.length, () => withRetry(() => this.store.put(key, stored.parts, { ifAbsent: true }), { retryable: isTransient }));
     this.stats.blobsWritten++;
     this.stats.bytesWritten += stored.length;
     return { id, size: data.length, stored: stored.length };
@@ -141,7 +142,7 @@ export class BlobStore {
     const id = sha256Hex(data);
     const key = this.keyOf(id);
     const stored = await this.encode(data);
-    const { created } = await withRetry(() => this.store.put(key, stored.parts, { ifAbsent: true }), { retryable: isTransient });
+    const { created } = await timeAsync('store blob (put)', stored.length, () => withRetry(() => this.store.put(key, stored.parts, { ifAbsent: true }), { retryable: isTransient }));
     if (!created) {
       const existing = await withRetry(() => this.store.head(key), { retryable: isTransient });
       this.stats.blobsReused++;
@@ -174,7 +175,7 @@ export class BlobStore {
     const id = typeof ref === 'string' ? ref : ref.id;
     let stored: Buffer;
     try {
-      stored = await withRetry(() => this.store.getBuffer(this.keyOf(id)), { retryable: isTransient });
+      stored = await timeAsync('read blob (get)', 0, () => withRetry(() => this.store.getBuffer(this.keyOf(id)), { retryable: isTransient }));
     } catch (err) {
       if (err instanceof SealedObjectError) throw new BlobCorruptError(id, `${err.problem} (object ${err.key})`);
       throw err;

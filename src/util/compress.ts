@@ -1,5 +1,6 @@
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
+import { timeAsync } from './stage-profile.ts';
 
 /**
  * Blob compression. zstd is fast enough to keep up with pg_dump and compresses well; the reader
@@ -147,7 +148,7 @@ export function looksIncompressible(data: Uint8Array): boolean {
 export async function compressToParts(data: Buffer, method: Compression, level?: number): Promise<{ parts: Buffer[]; length: number }> {
   const raw = { parts: [RAW_TAG, data], length: data.length + RAW_TAG.length };
   if (method === 'none' || looksIncompressible(data)) return raw;
-  const parts = await encode(data, method, level ?? COMPRESSION_LEVELS[method].default);
+  const parts = await timeAsync(`compress (${method})`, data.length, () => encode(data, method, level ?? COMPRESSION_LEVELS[method].default));
   let length = 0;
   for (const piece of parts) length += piece.length;
   return length > data.length ? raw : { parts, length };
@@ -169,7 +170,11 @@ async function encode(data: Buffer, method: Exclude<Compression, 'none'>, level:
 }
 
 /** `plainSize`, when known, is the size the content should have: it sizes the output, nothing checks it here. */
-export async function decompress(stored: Buffer, plainSize?: number): Promise<Buffer> {
+export function decompress(stored: Buffer, plainSize?: number): Promise<Buffer> {
+  return timeAsync('decompress', stored.length, () => decode(stored, plainSize));
+}
+
+async function decode(stored: Buffer, plainSize?: number): Promise<Buffer> {
   const expected = plainSize ?? stored.length * 4;
   if (stored.subarray(0, 4).equals(ZSTD_MAGIC)) {
     return expected <= SYNC_DECOMPRESS_MAX ? zlib.zstdDecompressSync(stored) : zstdDecompress(stored, { chunkSize: outputPiece(expected) });

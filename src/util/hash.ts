@@ -1,8 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
+import { timeSync } from './stage-profile.ts';
 
 /** SHA-256 is the one content hash bak uses: blob names, item checksums, manifest digests. */
 export function sha256Hex(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
+  return timeSync('SHA-256', data.length, () => createHash('sha256').update(data).digest('hex'));
 }
 
 export function newSha256(): Hash {

@@ -273,6 +273,21 @@ describe('postgres engine on a local repository: integrity check, export, select
     await h.expectSameDatabase(restored);
   });
 
+  it('--profile prints CPU by thread and time by stage on stderr, and leaves --json output as it is', async () => {
+    const result = await h.cli(['--profile', 'backup', pgUri(h.server, h.source), '--json']);
+    expect(result.code, show(result)).toBe(0);
+    expect((JSON.parse(result.stdout) as Manifest).status).toBe('complete');
+    const profile = result.stderr.slice(result.stderr.indexOf('profile: '));
+    const seconds = (label: string) => Number(new RegExp(`^ +${label} +([0-9.]+)`, 'm').exec(profile)?.[1] ?? NaN);
+    expect(seconds('bak, all threads')).toBeGreaterThan(0);
+    expect(seconds('main')).toBeGreaterThan(0);
+    expect(seconds('pg dump ingest')).toBeGreaterThan(0); // the worker thread's own report arrived
+    expect(seconds('bak, all threads')).toBeGreaterThanOrEqual(seconds('main') + seconds('pg dump ingest') - 0.01);
+    for (const stage of ['row digest and chunk cuts +pg dump ingest +cpu', 'SHA-256 +pg dump ingest +cpu', 'read dump file +pg dump ingest +wait', 'blob exists\\? \\(head\\) +main +wait']) {
+      expect(profile, stage).toMatch(new RegExp(`^  ${stage} `, 'm'));
+    }
+  });
+
   it('restores with more jobs than tables even when pg_restore\'s output reaches bak only after it has finished', async () => {
     // The worst case of the placeholder race (restore-pipes.ts): a pg_restore whose every line bak hears late.
     // With fewer tables than jobs no sized placeholder is made, so nothing waits on those lines; before, a

@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { BakError, UsageError } from '../../errors.ts';
 import type { HashedChunk } from '../../repository/blobs.ts';
@@ -11,6 +12,7 @@ import type { ChunkingParams } from '../../util/chunker.ts';
 import { mapLimit, TaskPool } from '../../util/concurrency.ts';
 import { globMatch } from '../../util/glob.ts';
 import { runTool, streamTool } from '../../util/process.ts';
+import { addThreadReport, profiling, type ThreadReport } from '../../util/stage-profile.ts';
 import type { BackupContext, BackupResult } from '../engine.ts';
 import { connect, listDatabases, serverVersion, type DatabaseInfo } from './connection.ts';
 import { COPY_DIGEST_ALGORITHM, CopyDataError, PG_DUMP_ENV, type CopyDigest } from './copy-digest.ts';
@@ -238,6 +240,7 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
 }
 
 type IngestMessage =
+  | { profile: ThreadReport }
   | { file: string; buffer: number; length: number; id: string }
   | { file: string; rows: number; digest: string }
   | { file: string; error: string };
@@ -251,6 +254,7 @@ class DumpIngestWorker {
   readonly #buffers: Buffer[];
   readonly #files = new Map<string, { chunks: Readable; resolve: (d: CopyDigest) => void; reject: (e: Error) => void }>();
   #failure: Error | null = null;
+  #onProfile: ((report: ThreadReport) => void) | undefined;
 
   constructor(chunking: ChunkingParams, storeConcurrency: number) {
     // Two files at once, each with its stores in flight and one chunk being filled.
@@ -282,11 +286,25 @@ class DumpIngestWorker {
   }
 
   async close(): Promise<void> {
+    if (profiling() && !this.#failure) await this.#collectProfile();
     this.#worker.removeAllListeners('exit');
     await this.#worker.terminate();
   }
 
+  /** Asks the worker for its stage timings (bak --profile), waiting at most a second for them. */
+  async #collectProfile(): Promise<void> {
+    const report = new Promise<void>((resolve) => {
+      this.#onProfile = (r) => {
+        addThreadReport(r);
+        resolve();
+      };
+      this.#worker.postMessage({ report: true });
+    });
+    await Promise.race([report, sleep(1000, undefined, { ref: false })]);
+  }
+
   #receive(m: IngestMessage): void {
+    if ('profile' in m) return this.#onProfile?.(m.profile);
     const entry = this.#files.get(m.file);
     if (!entry) return;
     if ('buffer' in m) {

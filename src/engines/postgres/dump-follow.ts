@@ -8,6 +8,7 @@
  */
 import { open, readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { timeAsync } from '../../util/stage-profile.ts';
 
 /** pg_dump's directory-format name of a table's COPY data. */
 export const TABLE_DATA_FILE = /^\d+\.dat$/;
@@ -62,7 +63,7 @@ export async function* followInto(file: string, dump: DumpProgress, complete: ()
     for (;;) {
       const exitedBefore = dump.exited;
       const { buffer, offset, length } = await target();
-      const { bytesRead } = await handle.read(buffer, offset, length, position);
+      const { bytesRead } = await timeAsync('read dump file', 0, () => handle.read(buffer, offset, length, position));
       if (bytesRead > 0) {
         position += bytesRead;
         yield bytesRead;

@@ -5,21 +5,23 @@
 // thread's GC chase the external memory that came and went: a third of the main thread's time.)
 // workerData: { chunking, buffers: SharedArrayBuffer[] }.
 // Messages in: { file } to ingest one file, { give: index } once a chunk buffer is stored, { exited: true }
-// once pg_dump is gone, { failed: message }.
+// once pg_dump is gone, { failed: message }, { report: true } for its profile (bak --profile).
 // Messages out, per file in order: { file, buffer: index, length, id } for each chunk, then
-// { file, rows, digest } or { file, error }.
+// { file, rows, digest } or { file, error }; { profile } for a report.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ChunkingParams } from '../../util/chunker.ts';
 import { Limiter } from '../../util/concurrency.ts';
 import { sha256Hex } from '../../util/hash.ts';
+import { threadReport } from '../../util/stage-profile.ts';
 import { followInto, TrailerWatch, type DumpProgress } from './dump-follow.ts';
 import { RowChunker } from './row-chunks.ts';
 
-type Message = { file: string } | { give: number } | { exited: true } | { failed: string };
+type Message = { file: string } | { give: number } | { exited: true } | { failed: string } | { report: true };
 
 const { chunking, buffers } = workerData as { chunking: ChunkingParams; buffers: SharedArrayBuffer[] };
 const dump: DumpProgress = { exited: false, failure: null };
 const files = new Limiter(2);
+const INGEST_THREAD = 'pg dump ingest';
 
 /** The shared chunk buffers not holding a chunk; a file waits for one the main thread has finished storing. */
 const views = buffers.map((b) => Buffer.from(b));
@@ -68,5 +70,6 @@ parentPort!.on('message', (message: Message) => {
   if ('file' in message) void files.run(() => ingest(message.file));
   else if ('give' in message) giveBuffer(message.give);
   else if ('exited' in message) dump.exited = true;
+  else if ('report' in message) parentPort!.postMessage({ profile: threadReport(INGEST_THREAD) });
   else dump.failure = new Error(message.failed);
 });

@@ -11,6 +11,7 @@
  * and only the bytes after a cut are copied.
  */
 import type { ChunkingParams } from '../../util/chunker.ts';
+import { timeAsync, timeSync } from '../../util/stage-profile.ts';
 import { CopyDigester, type CopyDigest } from './copy-digest.ts';
 import type { ReadTarget } from './dump-follow.ts';
 
@@ -32,7 +33,7 @@ export class RowChunker {
   /** `take` gives an empty buffer of at least `params.max` bytes (it may wait until one is free). */
   constructor(params: ChunkingParams, take: () => Promise<Buffer>) {
     this.#params = params;
-    this.#take = take;
+    this.#take = () => timeAsync('wait for a free chunk buffer', 0, take);
     this.#perByte = TWO_32 / Math.max(1, params.avg - params.min);
     this.readSize = Math.min(MAX_READ, params.min);
     this.#digester = new CopyDigester({ requireEndMarker: true, onRow: (end, length, hash) => this.#rowEnd(end, length, hash) });
@@ -49,7 +50,7 @@ export class RowChunker {
     const buf = this.#buf!;
     this.#regionStart = this.#fill;
     this.#cut = -1;
-    this.#digester.update(buf.subarray(this.#fill, this.#fill + bytes));
+    timeSync('row digest and chunk cuts', bytes, () => this.#digester.update(buf.subarray(this.#fill, this.#fill + bytes)));
     this.#fill += bytes;
     if (this.#cut >= 0) {
       const rest = this.#fill - this.#cut;

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { formatProfile, profileReport, profiling, startProfiling, timeAsync, timeSync } from '../../src/util/stage-profile.ts';
+
+describe('stage profile', () => {
+  it('counts nothing until started, then sums each stage by calls, bytes and time', async () => {
+    expect(profiling()).toBe(false);
+    timeSync('before start', 10, () => undefined);
+    startProfiling();
+    const spin = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+    };
+    expect(timeSync('spin', 100, () => (spin(20), 'result'))).toBe('result');
+    timeSync('spin', 50, () => spin(20));
+    await timeAsync('sleep', 7, () => new Promise((resolve) => setTimeout(resolve, 30)));
+    await expect(timeAsync('fails', 1, () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+
+    const report = profileReport();
+    const stages = report.threads[0]!.stages;
+    expect(report.threads[0]!.thread).toBe('main');
+    expect(stages['before start']).toBeUndefined();
+    expect(stages.spin).toMatchObject({ kind: 'cpu', calls: 2, bytes: 150 });
+    expect(stages.spin!.seconds).toBeGreaterThanOrEqual(0.039);
+    expect(stages.sleep).toMatchObject({ kind: 'wait', calls: 1, bytes: 7 });
+    expect(stages.sleep!.seconds).toBeGreaterThanOrEqual(0.025);
+    expect(stages.fails).toMatchObject({ calls: 1 });
+    // The main thread spun for 40 ms at least: its CPU shows it, and the process's holds it.
+    expect(report.threads[0]!.cpuSeconds).toBeGreaterThanOrEqual(0.035);
+    expect(report.processCpuSeconds).toBeGreaterThanOrEqual(report.threads[0]!.cpuSeconds - 0.005);
+
+    const text = formatProfile(report);
+    expect(text).toMatch(/^  spin +main +cpu +0\.0[4-9]/m);
+    expect(text).toMatch(/^  sleep +main +wait /m);
+    expect(text).toContain('other threads');
+  });
+});
