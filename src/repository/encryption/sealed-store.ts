@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { KeyObject } from 'node:crypto';
 import { MismatchError } from '../../errors.ts';
 import type { ObjectInfo, ObjectStore, PutBody, PutOptions, StoreInspection } from '../../storage/object-store.ts';
-import { timeSync } from '../../util/stage-profile.ts';
+import { profiling, timeSync } from '../../util/stage-profile.ts';
 import { objectAad, open, seal } from './envelope.ts';
 
 /** An object that does not open: altered, truncated, swapped or moved. Reported like a corrupt blob (exit 3). */
@@ -42,7 +42,7 @@ export class SealedStore implements ObjectStore {
   put(key: string, body: PutBody, options?: PutOptions): Promise<{ created: boolean }> {
     if (body instanceof Readable) throw new Error(`SealedStore.put(${key}): a stream cannot be sealed here; give the content as buffers`);
     const pieces = Buffer.isBuffer(body) ? [body] : body;
-    const bytes = pieces.reduce((sum, piece) => sum + piece.length, 0);
+    const bytes = profiling() ? pieces.reduce((sum, piece) => sum + piece.length, 0) : 0;
     return this.inner.put(key, timeSync('seal (AES-256-GCM)', bytes, () => seal(this.key, objectAad(this.repositoryId, key), pieces)), options);
   }
 
