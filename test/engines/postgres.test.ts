@@ -288,10 +288,10 @@ describe('postgres engine on a local repository: integrity check, export, select
     }
   });
 
-  it('restores with more jobs than tables even when pg_restore\'s output reaches bak only after it has finished', async () => {
-    // The worst case of the placeholder race (restore-pipes.ts): a pg_restore whose every line bak hears late.
-    // With fewer tables than jobs no sized placeholder is made, so nothing waits on those lines; before, a
-    // late line meant a worker read a placeholder's zeros and the restore failed.
+  it('restores in parallel, with fewer and with more tables than jobs, even when pg_restore\'s output reaches bak only after it has finished', async () => {
+    // Nothing may wait on pg_restore's lines (they only hint which pipe to feed next): a wrapper that holds back
+    // all of its stderr until it exits is the worst case. With more tables than jobs bak runs the data in lanes
+    // (restore-lanes.ts); before, sized placeholders raced those lines and a late line failed the restore.
     const bin = await h.tempDir('bakt-late-pg-restore-');
     for (const tool of ['pg_dump', 'pg_dumpall', 'psql']) await symlink(path.join(h.server.bin, tool), path.join(bin, tool));
     const wrapper = path.join(bin, 'pg_restore');
@@ -299,12 +299,17 @@ describe('postgres engine on a local repository: integrity check, export, select
     await writeFile(wrapper, `#!/bin/sh\nout=$(mktemp)\n"${real}" "$@" 2>"$out"\nrc=$?\ncat "$out" >&2\nrm -f "$out"\nexit $rc\n`);
     await chmod(wrapper, 0o755);
     const tables = tableItems(first, h.source).size;
-    const target = h.newDatabaseName('bakt_late');
-    const result = await h.cli(['restore', first.id, '--to', pgUri(h.server), '--database', h.source, '--as', target, '--jobs', String(tables + 1)], {
-      BAK_PG_BIN: bin,
-    });
-    expect(result.code, show(result)).toBe(0);
-    await h.expectSameDatabase(target);
+    expect(tables).toBeGreaterThan(2);
+    for (const jobs of [tables + 2, 2]) {
+      // tables + 2: room for the large objects' file too, so no lanes.
+      const target = h.newDatabaseName('bakt_late');
+      const result = await h.cli(['restore', first.id, '--to', pgUri(h.server), '--database', h.source, '--as', target, '--jobs', String(jobs)], {
+        BAK_PG_BIN: bin,
+      });
+      expect(result.code, show(result)).toBe(0);
+      expect(result.stderr.includes('data in 2 lanes'), `--jobs ${jobs}: ${result.stderr}`).toBe(jobs === 2);
+      await h.expectSameDatabase(target);
+    }
   });
 
   it('refuses a non-empty target without --clean or --force (exit 2) and leaves it untouched', async () => {

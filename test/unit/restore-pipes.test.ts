@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { dataFileHint, makePipes, pastSizing, PipeFeeder, swapInPipes } from '../../src/engines/postgres/restore-pipes.ts';
+import { dataFileHint, makePipes, PipeFeeder } from '../../src/engines/postgres/restore-pipes.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { LocalStore } from '../../src/storage/local.ts';
 
@@ -43,24 +43,11 @@ describe('feeding named pipes', () => {
     });
   }
 
-  it('for parallel pg_restore, first shows each data file as a sparse file of its size, then swaps the pipe in', async () => {
-    await makePipes(dir, new Map([['7.dat', 5_000_000], ['8.dat', 0]]), { placeholders: true });
-    const placeholder = await stat(path.join(dir, '7.dat'));
-    expect(placeholder.isFile()).toBe(true);
-    expect(placeholder.size).toBe(5_000_000);
-    expect(placeholder.blocks).toBe(0); // sparse: no disk used
-    expect(pastSizing('pg_restore: connecting to database for restore')).toBe(false);
-    expect(pastSizing('pg_restore: processing item 3350 ENCODING ENCODING')).toBe(true);
-    swapInPipes(dir, ['7.dat', '8.dat']);
-    expect((await stat(path.join(dir, '7.dat'))).isFIFO()).toBe(true);
-    expect((await readdir(dir)).filter((f) => f.endsWith('.pipe'))).toEqual([]);
-  });
-
   it('a reader that goes away is pg_restore’s failure to report, not the feeder’s, unless pg_restore claims success', async () => {
     const written = await repo.blobs.writeStream([randomBytes(3 * 1024 * 1024)]);
     for (const readAll of [false, true]) {
       const sub = await mkdtemp(path.join(dir, 'gone-'));
-      await makePipes(sub, new Map([['5.dat', 3 * 1024 * 1024]]), { placeholders: false });
+      await makePipes(sub, new Map([['5.dat', 3 * 1024 * 1024]]));
       const feeder = new PipeFeeder(sub, repo.blobs, new Map([['5.dat', written.blobs]]), (err) => {
         throw err;
       });
@@ -74,7 +61,7 @@ describe('feeding named pipes', () => {
   it('streams each pipe’s content to whoever opens it, hinted or not, and reports pipes nobody read', async () => {
     const content = randomBytes(5 * 1024 * 1024);
     const written = await repo.blobs.writeStream([content]);
-    await makePipes(dir, new Map([['1.dat', content.length], ['2.dat', content.length], ['3.dat', 0]]), { placeholders: false });
+    await makePipes(dir, new Map([['1.dat', content.length], ['2.dat', content.length], ['3.dat', 0]]));
     const feeder = new PipeFeeder(dir, repo.blobs, new Map([['1.dat', written.blobs], ['2.dat', written.blobs], ['3.dat', []]]), (err) => {
       throw err;
     });

@@ -9,8 +9,7 @@
  * pg_restore's progress lines say it is about to read, now and then for all the others, so nothing waits
  * forever even if those lines change shape.
  */
-import { constants, open, renameSync } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
+import { constants, open } from 'node:fs';
 import { Socket } from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -25,51 +24,13 @@ const HINTED_POLL_MS = 2;
 const SWEEP_MIN_MS = 50;
 const SWEEP_MS_PER_PIPE = 0.02;
 const MKFIFO_BATCH = 500;
-const PENDING_SUFFIX = '.pipe';
 
-/**
- * Creates a named pipe for each data file of `sizes` (name → bytes) in `dir`. Node has no mkfifo; coreutils'
- * makes them, one process per batch. With `placeholders` (pg_restore --jobs > 1), each name first holds a sparse
- * file of the data's size and its pipe waits beside it (`<name>.pipe`) until `swapInPipes`: parallel pg_restore
- * stats every data file before it starts, to restore the biggest tables first, and a pipe's size is 0.
- */
-export async function makePipes(dir: string, sizes: ReadonlyMap<string, number>, options: { placeholders: boolean }): Promise<void> {
+/** Creates a named pipe for each data file of `sizes` (name → bytes) in `dir`. Node has no mkfifo; coreutils' makes them, one process per batch. */
+export async function makePipes(dir: string, sizes: ReadonlyMap<string, number>): Promise<void> {
   const names = [...sizes.keys()];
-  const pipeName = (n: string) => path.join(dir, options.placeholders ? `${n}${PENDING_SUFFIX}` : n);
   for (let i = 0; i < names.length; i += MKFIFO_BATCH) {
-    await runTool('mkfifo', ['-m', '600', '--', ...names.slice(i, i + MKFIFO_BATCH).map(pipeName)]);
+    await runTool('mkfifo', ['-m', '600', '--', ...names.slice(i, i + MKFIFO_BATCH).map((n) => path.join(dir, n))]);
   }
-  if (!options.placeholders) return;
-  for (const [name, size] of sizes) {
-    const handle = await openFile(path.join(dir, name), 'wx', 0o600);
-    await handle.truncate(size).finally(() => handle.close());
-  }
-}
-
-/**
- * Whether pg_restore --jobs needs sized placeholders: only to start the biggest tables first, which matters only
- * when there are more tables than jobs. The placeholders cost a race (see `pastSizing`), so they are left out
- * whenever every table can start at once anyway.
- */
-export function needsSizePlaceholders(tables: number, jobs: number): boolean {
-  return jobs > 1 && tables > jobs;
-}
-
-/** Puts each pipe in place of its placeholder (rename replaces atomically): call once pg_restore has taken the sizes. */
-export function swapInPipes(dir: string, names: Iterable<string>): void {
-  for (const name of names) renameSync(path.join(dir, `${name}${PENDING_SUFFIX}`), path.join(dir, name));
-}
-
-/**
- * The first line parallel pg_restore prints after it has taken the data files' sizes (`_PrepParallelRestore`
- * runs just before the pre-data items, and data files are opened only after those, by workers that first connect).
- * The swap races pg_restore: if bak hears this line only after the pre-data items, the disconnect, the fork and a
- * worker's connection, that worker reads the placeholder's zeros, its COPY fails ("invalid byte sequence … 0x00")
- * and the restore stops with exit 1, nothing committed for that table. pg_restore has no other way to take sizes
- * (they are not in toc.dat), hence `needsSizePlaceholders`.
- */
-export function pastSizing(line: string): boolean {
-  return /^pg_restore: (?:processing item|entering main parallel loop|launching item) /.test(line);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -14,7 +14,8 @@ import { DUMP_FILE_KIND, GLOBALS_ITEM, type DumpedDatabase } from './backup.ts';
 import { connect, quoteIdent, serverVersion } from './connection.ts';
 import { TABLE_DATA_FILE } from './dump-follow.ts';
 import { checkRestoredDatabase, userObjectCount, type TableMismatch } from './integrity.ts';
-import { dataFileHint, makePipes, needsSizePlaceholders, pastSizing, PipeFeeder, swapInPipes } from './restore-pipes.ts';
+import { needsLanes, planLanes, useListText } from './restore-lanes.ts';
+import { dataFileHint, makePipes, PipeFeeder } from './restore-pipes.ts';
 import { connectionString, parsePgUri, toolEnv, type PgConnection } from './source.ts';
 import { parseToc, tableDataEntries } from './toc.ts';
 import { findPgTools, type PgTools } from './tools.ts';
@@ -169,41 +170,49 @@ async function restoreDatabase(
       sizes.set(file, item.bytes);
     }
     await mapLimit(files, 2, ({ file, item }) => writeBlobsToFile(ctx.repo.blobs, item.blobs, path.join(dir, file), { concurrency: ctx.repo.concurrency, exclusive: true }));
-    const placeholders = needsSizePlaceholders(sizes.size, options.jobs);
-    await makePipes(dir, sizes, { placeholders });
-    const fileOfTable = new Map(tableDataEntries(parseToc(await readFile(path.join(dir, 'toc.dat')))).map((e) => [`${e.namespace}.${e.tag}`, e.dataFile!] as const));
+    await makePipes(dir, sizes);
+    const toc = parseToc(await readFile(path.join(dir, 'toc.dat')));
+    const fileOfTable = new Map(tableDataEntries(toc).map((e) => [`${e.namespace}.${e.tag}`, e.dataFile!] as const));
 
     const stop = new AbortController();
     const feeder = new PipeFeeder(dir, ctx.repo.blobs, tableData, () => stop.abort());
-    const args = ['--format=directory', '--verbose', `--jobs=${options.jobs}`, '--no-password', '--exit-on-error', `--dbname=${connectionString(conn, plan.target)}`];
-    if (options.noOwner) args.push('--no-owner');
-    ctx.log.info(`restoring ${db.name} into ${plan.target} (${plan.action}) with pg_restore --jobs=${options.jobs}`);
-    // Without placeholders the pipes are in place from the start.
-    let piped = !placeholders;
-    if (piped) feeder.start();
+    const common = ['--format=directory', '--verbose', '--no-password', '--exit-on-error', `--dbname=${connectionString(conn, plan.target)}`];
+    if (options.noOwner) common.push('--no-owner');
+    const pgRestore = (args: string[]) =>
+      runTool(tools.pgRestore, [...common, ...args, dir], {
+        env: toolEnv(conn),
+        secrets,
+        signal: stop.signal,
+        onStderrLine: (line) => {
+          const hint = dataFileHint(line, fileOfTable);
+          if (hint) feeder.hint(hint);
+          return isProgressLine(line);
+        },
+      });
+    const lanes = needsLanes(toc, options.jobs) ? planLanes(toc, options.jobs, (e) => (e.dataFile ? (sizes.get(e.dataFile) ?? 0) : 0)) : null;
+    ctx.log.info(`restoring ${db.name} into ${plan.target} (${plan.action}) with pg_restore --jobs=${options.jobs}${lanes ? ` (data in ${lanes.length} lanes, biggest tables first)` : ''}`);
+    feeder.start();
     let failed: unknown = null;
-    let swapFailed: unknown = null;
-    await runTool(tools.pgRestore, [...args, dir], {
-      env: toolEnv(conn),
-      secrets,
-      signal: stop.signal,
-      onStderrLine: (line) => {
-        if (!piped && pastSizing(line)) {
-          piped = true;
-          try {
-            swapInPipes(dir, sizes.keys());
-            feeder.start();
-          } catch (err) {
-            swapFailed = err;
-            stop.abort();
-          }
-        }
-        const hint = dataFileHint(line, fileOfTable);
-        if (hint) feeder.hint(hint);
-        return isProgressLine(line);
-      },
-    }).catch((err: unknown) => (failed = err));
-    if (swapFailed !== null) throw new BakError(`cannot put the data pipes in place for pg_restore: ${(swapFailed as Error).message}`);
+    const fail = (err: unknown) => {
+      // The first failure stops the other pg_restores; theirs ("stopped") is not the one to report.
+      if (failed === null) failed = err;
+      stop.abort();
+    };
+    if (!lanes) {
+      await pgRestore([`--jobs=${options.jobs}`]).catch(fail);
+    } else {
+      await pgRestore(['--section=pre-data']).catch(fail);
+      if (failed === null) {
+        await Promise.all(
+          lanes.map(async (ids, i) => {
+            const list = path.join(staging, `lane-${i}.list`);
+            await writeFile(list, useListText(ids), { mode: 0o600 });
+            await pgRestore(['--section=data', `--use-list=${list}`]).catch(fail);
+          }),
+        );
+      }
+      if (failed === null) await pgRestore(['--section=post-data', `--jobs=${options.jobs}`]).catch(fail);
+    }
     // A failure feeding a pipe explains pg_restore being stopped: it is the error to report.
     await feeder.finish(failed === null);
     if (failed !== null) throw failed;
