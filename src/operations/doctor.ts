@@ -148,6 +148,8 @@ function report(checks: DoctorCheck[]): DoctorReport {
 interface SecretSite {
   where: string;
   ref: Exclude<SecretRef, string>;
+  /** A hook's URL: without it the backup still runs (the hook is skipped with a warning), so it only warns. */
+  optional?: boolean;
 }
 
 const REPOSITORY_SECRETS = ['accessKeyId', 'secretAccessKey', 'sessionToken'] as const;
@@ -186,6 +188,13 @@ function secretChecks(config: Config, job: string | undefined, repositoryNames: 
   }
   for (const name of job !== undefined ? [job] : Object.keys(config.jobs)) {
     walkOptions(config.jobs[name]?.options ?? {}, `jobs.${name}.options`, sites, plain);
+    // A ping or webhook URL is a credential too: whoever has it can report the job as healthy.
+    for (const hook of ['ping', 'webhook'] as const) {
+      const ref = config.jobs[name]?.hooks?.[hook];
+      const where = `jobs.${name}.hooks.${hook}`;
+      if (typeof ref === 'string') plain.push(where);
+      else if (ref !== undefined) sites.push({ where, ref, optional: true });
+    }
   }
   const checks: DoctorCheck[] = [];
   for (const site of sites) {
@@ -197,7 +206,8 @@ function secretChecks(config: Config, job: string | undefined, repositoryNames: 
         'env' in site.ref
           ? `set ${site.ref.env} in the environment bak runs in (the cron job, the systemd unit, the CI secrets), or change the reference`
           : `make ${site.ref.file} readable by this user, or change the reference`;
-      checks.push(fail(`secret ${site.where}`, message, fix));
+      if (site.optional) checks.push(warn(`secret ${site.where}`, `${message}: bak run will skip that hook`, fix));
+      else checks.push(fail(`secret ${site.where}`, message, fix));
     }
   }
   for (const where of plain) {

@@ -106,7 +106,7 @@ export async function* listLocks(store: ObjectStore): AsyncGenerator<ListedLock>
     if (!obj.key.endsWith('.json')) continue;
     try {
       const parsed = lockInfoSchema.safeParse(JSON.parse((await store.getBuffer(obj.key)).toString('utf8')));
-      yield parsed.success ? { key: obj.key, info: parsed.data } : { key: obj.key, error: 'unreadable lock file' };
+      yield parsed.success ? { key: obj.key, info: parsed.data } : { key: obj.key, error: 'its JSON is not a bak lock (fields missing or of the wrong type)' };
     } catch (err) {
       // A lock released between listing and reading is simply gone.
       if ((err as { kind?: string }).kind === 'not-found') continue;

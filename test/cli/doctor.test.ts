@@ -222,7 +222,12 @@ describe('bak doctor', () => {
       repositories: { local: local.configEntry, nokey: { ...remote.configEntry, secretAccessKey: { env: unset } } },
       jobs: {
         nopg: { engine: 'postgres', source: pgUri(pg, 'postgres'), options: { password: { env: 'BAK_TEST_PG_PASSWORD' }, pgBin: emptyBin, databases: ['postgres'] } },
-        nosecret: { engine: 'postgres', source: pgUri(pg, 'postgres'), options: { password: { env: unset } } },
+        nosecret: {
+          engine: 'postgres',
+          source: pgUri(pg, 'postgres'),
+          options: { password: { env: unset } },
+          hooks: { ping: { env: unset }, webhook: 'https://hooks.example.invalid/plain-hook-token' },
+        },
         badpw: { engine: 'postgres', source: pgUri(pg, 'postgres'), options: { password: { env: 'BAK_TEST_WRONG_PG_PASSWORD' } } },
         s3gone: { engine: 's3', source: `s3://${uniqueName('bak-doctor-nosrc')}`, options: { endpoint: minio.endpoint, forcePathStyle: true, accessKeyId: { env: 'BAK_TEST_S3_ACCESS_KEY' }, secretAccessKey: { env: 'BAK_TEST_S3_SECRET_KEY' } } },
       },
@@ -255,6 +260,10 @@ describe('bak doctor', () => {
     expect(nosecret.code, show(nosecret)).toBe(1);
     expect(nosecret.stdout).toMatch(/^FAIL  secret jobs\.nosecret\.options\.password +environment variable BAK_TEST_DOCTOR_UNSET_\w+ is not set$/m);
     expect(nosecret.stdout).toMatch(/^FAIL  job nosecret: source +not checked: jobs\.nosecret\.options\.password: environment variable/m);
+    // A hook URL is a credential too, but the backup runs without it: warnings, never its value.
+    expect(nosecret.stdout).toMatch(/^WARN  secret jobs\.nosecret\.hooks\.ping +environment variable BAK_TEST_DOCTOR_UNSET_\w+ is not set: bak run will skip that hook$/m);
+    expect(nosecret.stdout).toMatch(/^WARN  secret jobs\.nosecret\.hooks\.webhook +written into the config file as plain text$/m);
+    expect(nosecret.stdout + nosecret.stderr + all.stdout + all.stderr).not.toContain('plain-hook-token');
   });
 
   it('warns at 2 minutes of clock skew (exit 0) and fails past 10 minutes (exit 1)', async () => {
@@ -287,12 +296,15 @@ describe('bak doctor', () => {
         createdAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 600_000).toISOString(),
       });
       for (const l of [expired, orphan]) await store.put(`locks/${l.id}.json`, Buffer.from(JSON.stringify(l)));
+      const garbled = `garbled-${randomBytes(3).toString('hex')}`;
+      await store.put(`locks/${garbled}.json`, Buffer.from(JSON.stringify({ id: garbled, kind: 'shared' })));
 
       const r = await bak(['doctor']);
       expect(r.code, show(r)).toBe(1);
       const unlock = `bak --config ${configFile} unlock --repo local`;
       expect(r.stdout).toMatch(new RegExp(`^FAIL  repo local: lock ${expired.id} +stale shared lock of another-host pid 4242 \\("backup --job nightly"\\), taken .*: expired ${expired.expiresAt}$`, 'm'));
       expect(r.stdout).toMatch(new RegExp(`^FAIL  repo local: lock ${orphan.id} +stale exclusive lock of ${hostname()} pid ${deadPid} \\("gc"\\), taken .*: its process is gone$`, 'm'));
+      expect(r.stdout).toMatch(new RegExp(`^FAIL  repo local: lock locks/${garbled}\\.json +unreadable lock file: its JSON is not a bak lock \\(fields missing or of the wrong type\\)$`, 'm'));
       expect(r.stdout).toContain(`fix: if no bak process uses this repository any more: ${unlock}`);
 
       const unlocked = await bak(['unlock', '--repo', 'local']);
