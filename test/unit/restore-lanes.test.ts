@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveSections, needsLanes, planLanes, useListText } from '../../src/engines/postgres/restore-lanes.ts';
+import { dataSection, effectiveSections, needsLanes, planLanes, useListText } from '../../src/engines/postgres/restore-lanes.ts';
 import type { Toc, TocEntry, TocSection } from '../../src/engines/postgres/toc.ts';
 
 function entry(dumpId: number, section: TocSection, desc: string, dataFile: string | null = null): TocEntry {
@@ -37,13 +37,13 @@ describe('restore lanes', () => {
   });
 
   it('are needed only in parallel, with more data files than jobs', () => {
-    expect(needsLanes(dump, 1)).toBe(false);
-    expect(needsLanes(dump, 3)).toBe(true);
-    expect(needsLanes(dump, 4)).toBe(false); // 4 data files: every one starts at once
+    expect(needsLanes(dataSection(dump), 1)).toBe(false);
+    expect(needsLanes(dataSection(dump), 3)).toBe(true);
+    expect(needsLanes(dataSection(dump), 4)).toBe(false); // 4 data files: every one starts at once
   });
 
   it('take every data item once, biggest first, each to the lane with the fewest bytes', () => {
-    const lanes = planLanes(dump, 2, bytesOf);
+    const lanes = planLanes(dataSection(dump), 2, bytesOf);
     // 700 → lane 0; 350, 300 and 100 → lane 1 (each time the lighter); the weightless comment and sequence → lane 0.
     expect(lanes).toEqual([[11, 12, 14], [15, 13, 10]]);
     expect(lanes.flat().sort((a, b) => a - b)).toEqual([10, 11, 12, 13, 14, 15]);
@@ -52,8 +52,8 @@ describe('restore lanes', () => {
   });
 
   it('never make empty lanes', () => {
-    expect(planLanes(toc([entry(1, 'pre-data', 'TABLE'), entry(10, 'data', 'TABLE DATA', '10.dat')]), 4, () => 5)).toEqual([[10]]);
-    expect(planLanes(toc([entry(1, 'pre-data', 'TABLE')]), 4, () => 5)).toEqual([]);
+    expect(planLanes(dataSection(toc([entry(1, 'pre-data', 'TABLE'), entry(10, 'data', 'TABLE DATA', '10.dat')])), 4, () => 5)).toEqual([[10]]);
+    expect(planLanes(dataSection(toc([entry(1, 'pre-data', 'TABLE')])), 4, () => 5)).toEqual([]);
   });
 
   it('write a --use-list file pg_restore reads by dump id', () => {

@@ -14,7 +14,7 @@ import { DUMP_FILE_KIND, GLOBALS_ITEM, type DumpedDatabase } from './backup.ts';
 import { connect, quoteIdent, serverVersion } from './connection.ts';
 import { TABLE_DATA_FILE } from './dump-follow.ts';
 import { checkRestoredDatabase, userObjectCount, type TableMismatch } from './integrity.ts';
-import { needsLanes, planLanes, useListText } from './restore-lanes.ts';
+import { dataSection, needsLanes, planLanes, useListText } from './restore-lanes.ts';
 import { dataFileHint, makePipes, PipeFeeder } from './restore-pipes.ts';
 import { connectionString, parsePgUri, toolEnv, type PgConnection } from './source.ts';
 import { parseToc, tableDataEntries } from './toc.ts';
@@ -189,7 +189,8 @@ async function restoreDatabase(
           return isProgressLine(line);
         },
       });
-    const lanes = needsLanes(toc, options.jobs) ? planLanes(toc, options.jobs, (e) => (e.dataFile ? (sizes.get(e.dataFile) ?? 0) : 0)) : null;
+    const data = dataSection(toc);
+    const lanes = needsLanes(data, options.jobs) ? planLanes(data, options.jobs, (e) => (e.dataFile ? (sizes.get(e.dataFile) ?? 0) : 0)) : null;
     ctx.log.info(`restoring ${db.name} into ${plan.target} (${plan.action}) with pg_restore --jobs=${options.jobs}${lanes ? ` (data in ${lanes.length} lanes, biggest tables first)` : ''}`);
     feeder.start();
     let failed: unknown = null;
