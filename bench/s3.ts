@@ -141,6 +141,9 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
+  // Checked before the bucket is filled (a minute's work), so a machine without rclone learns it at once.
+  const hasRclone = await runCommand('rclone', ['version']).then((r) => r.code === 0, () => false);
+  if (!hasRclone) throw new Error('rclone is not installed: apt-get install -y rclone (the benchmark compares bak with it)');
   const shared = await requireServer('minio');
   const tls = flags.tls ? await startPrivateMinio(shared, { tls: true }) : undefined;
   const minio = tls ? { ...shared, endpoint: tls.endpoint } : shared;

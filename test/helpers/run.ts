@@ -53,6 +53,9 @@ export async function runCommand(cmd: string, args: string[], options: RunOption
       options.onStderr?.(stderr);
     });
     child.on('error', reject);
+    // A child that exits without reading its input (or never starts) closes the pipe: its exit code and stderr,
+    // or the spawn error above, say what happened, not an unhandled EPIPE.
+    child.stdin.on('error', () => undefined);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     if (child.pid !== undefined) options.onSpawn?.(child.pid);
     child.stdin.end(options.input ?? '');
