@@ -129,6 +129,31 @@ describe('progress on a terminal', () => {
     expect(r.terminal).toMatch(/INFO: snapshot \S+ of /);
   }, 60_000);
 
+  it('a PostgreSQL restore shows pg_restore and then the check moving on: the check is part of the goal, not time spent at 100 %', async () => {
+    const backup = await piped(['backup', '--job', 'pg']);
+    expect(backup.code, show(backup)).toBe(0);
+    const id = /^snapshot (\S+) complete/.exec(backup.stdout)![1]!;
+    const target = uniqueDbName('bakt_progress_to');
+    try {
+      const r = await onTerminal(['restore', id, '--to', pgUri(pg, 'postgres'), '--as', target]);
+      expect(r.code, r.terminal).toBe(0);
+      const states = progressStates(r.terminal);
+      const restoring = states.filter((s) => s.text.startsWith(`${target}: pg_restore`));
+      const checking = states.filter((s) => s.text.startsWith(`${target}: checking the restored rows`));
+      expect(restoring.length, r.terminal).toBeGreaterThan(0);
+      expect(checking.length, r.terminal).toBeGreaterThan(0);
+      // The check starts short of the end and its own bytes take the line on; nothing goes backwards.
+      expect(checking[0]!.text, r.terminal).not.toMatch(/ 100 % /);
+      expect(checking.at(-1)!.bytes, r.terminal).toBeGreaterThan(checking[0]!.bytes);
+      for (let i = 1; i < states.length; i++) expect(states[i]!.bytes, r.terminal).toBeGreaterThanOrEqual(states[i - 1]!.bytes);
+      const last = states.at(-1)!;
+      expect(last.text, r.terminal).toMatch(/ 100 % .*done in/);
+      expect(r.stdout).toMatch(/2 tables, 800000 rows: ok/);
+    } finally {
+      await dropDatabase(pg, target).catch(() => undefined);
+    }
+  }, 90_000);
+
   it('bak run: each job gets its line, left at 100 %, and no log line is drawn over (as the terminal shows it)', async () => {
     const r = await onTerminal(['run', '--job', 'pg', '--job', 'bucket']);
     expect(r.code, r.terminal).toBe(0);

@@ -212,11 +212,13 @@ class CopyOutDigest implements Submittable {
   readonly #digester: CopyDigester;
   readonly #resolve: (d: CopyDigest) => void;
   readonly #reject: (e: unknown) => void;
+  readonly #onBytes: ((bytes: number) => void) | undefined;
   #error: unknown = null;
   readonly result: Promise<CopyDigest>;
 
-  constructor(text: string, algorithm?: string) {
+  constructor(text: string, algorithm?: string, onBytes?: (bytes: number) => void) {
     this.text = text;
+    this.#onBytes = onBytes;
     this.#digester = new CopyDigester({ requireEndMarker: false, algorithm });
     let resolve!: (d: CopyDigest) => void;
     let reject!: (e: unknown) => void;
@@ -234,6 +236,7 @@ class CopyOutDigest implements Submittable {
 
   handleCopyData(msg: { chunk: Buffer }): void {
     if (this.#error !== null) return;
+    this.#onBytes?.(msg.chunk.length);
     try {
       this.#digester.update(msg.chunk);
     } catch (err) {
@@ -268,7 +271,10 @@ class CopyOutDigest implements Submittable {
   }
 }
 
-/** Runs `copySql` (from toc.ts copyOutSql) on a client already set up with dumpSessionSql, and digests its output. */
-export function digestTable(client: Client, copySql: string, algorithm?: string): Promise<CopyDigest> {
-  return client.query(new CopyOutDigest(copySql, algorithm)).result;
+/**
+ * Runs `copySql` (from toc.ts copyOutSql) on a client already set up with dumpSessionSql, and digests its output;
+ * `onBytes` hears the size of each piece of COPY text as it arrives.
+ */
+export function digestTable(client: Client, copySql: string, algorithm?: string, onBytes?: (bytes: number) => void): Promise<CopyDigest> {
+  return client.query(new CopyOutDigest(copySql, algorithm, onBytes)).result;
 }

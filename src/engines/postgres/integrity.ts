@@ -11,13 +11,18 @@ export interface TableMismatch {
   problem: string;
 }
 
-/** The table-data items of one database, with what the backup recorded about each. */
-export function tablesOf(manifest: Manifest, database: string): Array<TableDataDetails & { rows: number }> {
+/** The table-data items of one database, with what the backup recorded about each (bytes: its COPY text). */
+export function tablesOf(manifest: Manifest, database: string): Array<TableDataDetails & { rows: number; bytes: number }> {
   return manifest.items.flatMap((item) => {
     const d = item.details as Partial<TableDataDetails> | undefined;
     if (!d || d.database !== database || typeof d.copy !== 'string' || typeof d.digest !== 'string') return [];
-    return [{ ...(d as TableDataDetails), rows: item.rows ?? 0 }];
+    return [{ ...(d as TableDataDetails), rows: item.rows ?? 0, bytes: item.bytes }];
   });
+}
+
+/** What the check of these databases reads back: their tables' COPY text, as the backup measured it. */
+export function checkBytes(manifest: Manifest, databases: ReadonlyArray<{ name: string }>): number {
+  return databases.reduce((sum, db) => sum + tablesOf(manifest, db.name).reduce((n, t) => n + t.bytes, 0), 0);
 }
 
 // A table is read in ranges of this many pages (128 MiB at 8 KiB pages) when it has more.
@@ -42,7 +47,7 @@ export async function checkRestoredDatabase(
   targetDb: string,
   manifest: Manifest,
   source: { name: string; dumpEncoding: string | null; largeObjects: number },
-  options: { jobs: number; pagesPerRange?: number } = { jobs: 1 },
+  options: { jobs: number; pagesPerRange?: number; onBytes?: (bytes: number) => void } = { jobs: 1 },
 ): Promise<{ tablesChecked: number; rowsChecked: number; mismatches: TableMismatch[] }> {
   const tables = tablesOf(manifest, source.name);
   const clients: pg.Client[] = [];
@@ -73,7 +78,7 @@ export async function checkRestoredDatabase(
           const result = results[task.table]!;
           if (result.error !== null) continue;
           try {
-            const got = await digestTable(client, task.sql, tables[task.table]!.algorithm);
+            const got = await digestTable(client, task.sql, tables[task.table]!.algorithm, options.onBytes);
             result.rows += got.rows;
             result.digest = result.digest === null ? got.digest : addDigests(result.digest, got.digest);
           } catch (err) {
