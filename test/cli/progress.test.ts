@@ -146,6 +146,8 @@ describe('progress on a terminal', () => {
       expect(checking[0]!.text, r.terminal).not.toMatch(/ 100 % /);
       expect(checking.at(-1)!.bytes, r.terminal).toBeGreaterThan(checking[0]!.bytes);
       for (let i = 1; i < states.length; i++) expect(states[i]!.bytes, r.terminal).toBeGreaterThanOrEqual(states[i - 1]!.bytes);
+      // Items count as each dump file is written out or fed to pg_restore, before the end says all are done.
+      expect(checking[0]!.items, r.terminal).toBeGreaterThan(0);
       const last = states.at(-1)!;
       expect(last.text, r.terminal).toMatch(/ 100 % .*done in/);
       expect(r.stdout).toMatch(/2 tables, 800000 rows: ok/);

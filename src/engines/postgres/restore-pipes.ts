@@ -52,18 +52,23 @@ export class PipeFeeder {
   readonly #serving = new Set<Promise<void>>();
   readonly #pipes = new Set<Socket>();
   readonly #onFailure: (err: Error) => void;
+  readonly #onFed: (file: string) => void;
   #failure: Error | null = null;
   #readerGone: Error | null = null;
   #stopped = false;
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
 
-  /** `files`: pipe name → the blobs of its content. `onFailure` is told of the first failure: it must stop pg_restore. */
-  constructor(dir: string, blobs: BlobStore, files: ReadonlyMap<string, readonly BlobRef[]>, onFailure: (err: Error) => void) {
+  /**
+   * `files`: pipe name → the blobs of its content. `onFailure` is told of the first failure: it must stop pg_restore.
+   * `onFed` hears of each pipe whose content has all been written.
+   */
+  constructor(dir: string, blobs: BlobStore, files: ReadonlyMap<string, readonly BlobRef[]>, onFailure: (err: Error) => void, onFed: (file: string) => void = () => undefined) {
     this.#dir = dir;
     this.#blobs = blobs;
     this.#pending = new Map(files);
     this.#onFailure = onFailure;
+    this.#onFed = onFed;
   }
 
   start(): void {
@@ -135,7 +140,10 @@ export class PipeFeeder {
     this.#pipes.add(pipe);
     const source = this.#blobs.readStream(blobs);
     const serving = new Promise<void>((resolve) => {
-      pipe.on('finish', resolve);
+      pipe.on('finish', () => {
+        this.#onFed(file);
+        resolve();
+      });
       // The reader went away (EPIPE): pg_restore failed or was stopped, and its own error says why.
       pipe.on('error', (err) => {
         this.#readerGone ??= new BakError(`pg_restore stopped reading ${file}: ${err.message}`);

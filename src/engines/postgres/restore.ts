@@ -180,13 +180,18 @@ async function restoreDatabase(
       tableData.set(file, item.blobs);
       sizes.set(file, item.bytes);
     }
-    await mapLimit(files, 2, ({ file, item }) => writeBlobsToFile(ctx.repo.blobs, item.blobs, path.join(dir, file), { concurrency: ctx.repo.concurrency, exclusive: true }));
+    // An item counts as done (progress) once written out, or fed whole into its pipe.
+    const itemDone = () => ctx.progress?.advance(1, 0);
+    await mapLimit(files, 2, async ({ file, item }) => {
+      await writeBlobsToFile(ctx.repo.blobs, item.blobs, path.join(dir, file), { concurrency: ctx.repo.concurrency, exclusive: true });
+      itemDone();
+    });
     await makePipes(dir, sizes);
     const toc = parseToc(await readFile(path.join(dir, 'toc.dat')));
     const fileOfTable = new Map(tableDataEntries(toc).map((e) => [`${e.namespace}.${e.tag}`, e.dataFile!] as const));
 
     const stop = new AbortController();
-    const feeder = new PipeFeeder(dir, ctx.repo.blobs, tableData, () => stop.abort());
+    const feeder = new PipeFeeder(dir, ctx.repo.blobs, tableData, () => stop.abort(), itemDone);
     const common = ['--format=directory', '--verbose', '--no-password', '--exit-on-error', `--dbname=${connectionString(conn, plan.target)}`];
     if (options.noOwner) common.push('--no-owner');
     const pgRestore = (args: string[]) =>
