@@ -175,7 +175,7 @@ export class BlobStore {
     const id = typeof ref === 'string' ? ref : ref.id;
     let stored: Buffer;
     try {
-      stored = await timeAsync('read blob (get)', 0, () => withRetry(() => this.store.getBuffer(this.keyOf(id)), { retryable: isTransient }));
+      stored = await timeAsync('read blob (get)', (got) => got.length, () => withRetry(() => this.store.getBuffer(this.keyOf(id)), { retryable: isTransient }));
     } catch (err) {
       if (err instanceof SealedObjectError) throw new BlobCorruptError(id, `${err.problem} (object ${err.key})`);
       throw err;

@@ -82,11 +82,23 @@ function threadCpuMs(): number {
   return (user + system) / 1000;
 }
 
-/** Awaits `fn()`, counting the time until it settles as a wait in `stage`. Not itself async: off, it adds no promise. */
-export function timeAsync<T>(stage: string, bytes: number, fn: () => Promise<T>): Promise<T> {
+/**
+ * Awaits `fn()`, counting the time until it settles as a wait in `stage`. Not itself async: off, it adds no promise.
+ * `bytes` may be read from the result (a read knows its size only once done); a failure counts none.
+ */
+export function timeAsync<T>(stage: string, bytes: number | ((result: T) => number), fn: () => Promise<T>): Promise<T> {
   if (!enabled) return fn();
   const from = performance.now();
-  return fn().finally(() => add(stage, 'wait', performance.now() - from, bytes));
+  return fn().then(
+    (result) => {
+      add(stage, 'wait', performance.now() - from, typeof bytes === 'number' ? bytes : bytes(result));
+      return result;
+    },
+    (err: unknown) => {
+      add(stage, 'wait', performance.now() - from, 0);
+      throw err;
+    },
+  );
 }
 
 /** This thread's figures, to send to the main thread from a worker. */

@@ -18,6 +18,9 @@ describe('stage profile', () => {
     timeSync('spin', 50, () => spin(20));
     await timeAsync('sleep', 7, () => new Promise((resolve) => setTimeout(resolve, 30)));
     await expect(timeAsync('fails', 1, () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+    // Bytes known only from the result (a read): taken from it, and the result passed on as it is.
+    expect(await timeAsync('read', (got: Buffer) => got.length, async () => Buffer.alloc(12))).toHaveLength(12);
+    await timeAsync('read', (got: Buffer) => got.length, async () => Buffer.alloc(30));
 
     const report = profileReport();
     const stages = report.threads[0]!.stages;
@@ -27,7 +30,8 @@ describe('stage profile', () => {
     expect(stages.spin!.seconds).toBeGreaterThanOrEqual(0.039);
     expect(stages.sleep).toMatchObject({ kind: 'wait', calls: 1, bytes: 7 });
     expect(stages.sleep!.seconds).toBeGreaterThanOrEqual(0.025);
-    expect(stages.fails).toMatchObject({ calls: 1 });
+    expect(stages.fails).toMatchObject({ calls: 1, bytes: 0 });
+    expect(stages.read).toMatchObject({ kind: 'wait', calls: 2, bytes: 42 });
     // The main thread spun for 40 ms at least: its CPU shows it, and the process's holds it.
     expect(report.threads[0]!.cpuSeconds).toBeGreaterThanOrEqual(0.035);
     expect(report.processCpuSeconds).toBeGreaterThanOrEqual(report.threads[0]!.cpuSeconds - 0.005);

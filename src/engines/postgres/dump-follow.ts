@@ -63,7 +63,7 @@ export async function* followInto(file: string, dump: DumpProgress, complete: ()
     for (;;) {
       const exitedBefore = dump.exited;
       const { buffer, offset, length } = await target();
-      const { bytesRead } = await timeAsync('read dump file', 0, () => handle.read(buffer, offset, length, position));
+      const { bytesRead } = await timeAsync('read dump file', (read) => read.bytesRead, () => handle.read(buffer, offset, length, position));
       if (bytesRead > 0) {
         position += bytesRead;
         yield bytesRead;
