@@ -151,6 +151,14 @@ describe('progress on a terminal', () => {
       const last = states.at(-1)!;
       expect(last.text, r.terminal).toMatch(/ 100 % .*done in/);
       expect(r.stdout).toMatch(/2 tables, 800000 rows: ok/);
+
+      // The check alone (--check-only) reads no blob: the line starts at the check's share and goes on from there.
+      const check = await onTerminal(['restore', id, '--to', pgUri(pg, target), '--check-only']);
+      expect(check.code, check.terminal).toBe(0);
+      const checkStates = progressStates(check.terminal).filter((s) => s.text.includes('checking the restored rows'));
+      expect(checkStates.length, check.terminal).toBeGreaterThan(0);
+      for (const s of checkStates) expect(Number(/ (\d+) % /.exec(s.text)?.[1]), check.terminal).toBeGreaterThanOrEqual(49);
+      expect(checkStates.at(-1)!.text, check.terminal).toMatch(/ 100 % /);
     } finally {
       await dropDatabase(pg, target).catch(() => undefined);
     }

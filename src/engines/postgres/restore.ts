@@ -112,6 +112,8 @@ export async function restorePostgres(ctx: EngineContext, manifest: Manifest, ta
     // The check reads every table back (often a third or more of the time): its bytes join the goal up front, so the
     // line moves on through it instead of sitting at 100 %, and never goes back.
     if (checking) ctx.progress?.expect(0, checkBytes(manifest, dbs));
+    // A check alone reads nothing from the repository: the snapshot's bytes count as handled from the start.
+    if (options.checkOnly) ctx.progress?.advance(0, manifest.totals.bytes);
     const checked = (bytes: number) => ctx.progress?.advance(0, bytes);
     for (const [i, plan] of plans.entries()) {
       const db = dbs[i]!;
