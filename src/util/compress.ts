@@ -49,6 +49,14 @@ function outputPiece(expectedBytes: number): number {
   return Math.min(OUTPUT_PIECE_MAX, Math.max(OUTPUT_PIECE_MIN, expectedBytes));
 }
 
+// One byte more than the plain size: zlib takes an output piece filled to the last byte as "maybe more", so it
+// allocated a second piece of the same size and made one more thread-pool round trip to learn there was none.
+// 320 decompressions of 1.9 MB: 34-36 GCs (100-121 ms) and 770-893 ms CPU with the exact size, 16-19 GCs
+// (51-74 ms) and 693-756 ms with one byte more.
+function decompressedPiece(plainSize: number | undefined, storedBytes: number): number {
+  return plainSize === undefined ? outputPiece(storedBytes * 4) : outputPiece(plainSize + 1);
+}
+
 // Compressed output is unknown but usually much smaller than the input, and a result keeps its
 // piece's memory until stored: a quarter of the input, at most 1 MiB, is a few round trips at worst.
 function compressedPiece(inputBytes: number): number {
@@ -176,10 +184,11 @@ export function decompress(stored: Buffer, plainSize?: number): Promise<Buffer> 
 
 async function decode(stored: Buffer, plainSize?: number): Promise<Buffer> {
   const expected = plainSize ?? stored.length * 4;
+  const chunkSize = decompressedPiece(plainSize, stored.length);
   if (stored.subarray(0, 4).equals(ZSTD_MAGIC)) {
-    return expected <= SYNC_DECOMPRESS_MAX ? zlib.zstdDecompressSync(stored) : zstdDecompress(stored, { chunkSize: outputPiece(expected) });
+    return expected <= SYNC_DECOMPRESS_MAX ? zlib.zstdDecompressSync(stored) : zstdDecompress(stored, { chunkSize });
   }
-  if (stored.subarray(0, 2).equals(GZIP_MAGIC)) return expected <= SYNC_DECOMPRESS_MAX ? zlib.gunzipSync(stored) : gunzip(stored, { chunkSize: outputPiece(expected) });
+  if (stored.subarray(0, 2).equals(GZIP_MAGIC)) return expected <= SYNC_DECOMPRESS_MAX ? zlib.gunzipSync(stored) : gunzip(stored, { chunkSize });
   if (stored.subarray(0, 1).equals(RAW_TAG)) return stored.subarray(1);
   throw new Error('unknown blob encoding (neither zstd, gzip nor raw)');
 }
