@@ -49,8 +49,13 @@ export class IndexWriter {
 
   /** Appends one entry. Awaiting it applies back-pressure when chunk uploads fall behind. */
   async add(entry: object): Promise<void> {
+    return this.addSerialized(JSON.stringify(entry));
+  }
+
+  /** `add` for an entry already in its JSON form: one carried unchanged from the previous snapshot's index. */
+  async addSerialized(json: string): Promise<void> {
     if (this.finished) throw new Error(`index ${this.name} is already finished`);
-    const line = `${JSON.stringify(entry)}\n`;
+    const line = `${json}\n`;
     this.lines.push(line);
     this.pendingBytes += Buffer.byteLength(line);
     this.count++;
@@ -78,23 +83,42 @@ export class IndexWriter {
   }
 }
 
+/** An index entry as stored (`json`, one line without its newline) and parsed (`value`). */
+export interface IndexLine {
+  json: string;
+  value: unknown;
+}
+
 /** Streams the entries of an index back, one chunk in memory at a time (plus one read ahead). */
 export async function* readIndex(blobStore: BlobStore, ref: IndexRef): AsyncGenerator<unknown> {
+  for await (const chunk of indexChunks(blobStore, ref)) for (const json of linesOf(chunk.text)) yield parseEntry(json, ref, chunk.blobId);
+}
+
+/** `readIndex` with each entry's stored JSON beside it, for an entry carried unchanged into a new index. */
+export async function* readIndexLines(blobStore: BlobStore, ref: IndexRef): AsyncGenerator<IndexLine> {
+  for await (const chunk of indexChunks(blobStore, ref)) for (const json of linesOf(chunk.text)) yield { json, value: parseEntry(json, ref, chunk.blobId) };
+}
+
+async function* indexChunks(blobStore: BlobStore, ref: IndexRef): AsyncGenerator<{ text: string; blobId: string }> {
   let next: Promise<Buffer> | undefined = ref.blobs[0] ? blobStore.get(ref.blobs[0]) : undefined;
   for (let i = 0; i < ref.blobs.length; i++) {
     const current = await next!;
     next = ref.blobs[i + 1] ? blobStore.get(ref.blobs[i + 1]!) : undefined;
     next?.catch(() => undefined);
-    const text = current.toString('utf8');
-    let start = 0;
-    for (let end = text.indexOf('\n'); end >= 0; start = end + 1, end = text.indexOf('\n', start)) {
-      const line = text.slice(start, end);
-      try {
-        yield JSON.parse(line);
-      } catch {
-        throw new BakError(`index ${ref.name}: unparseable entry in blob ${ref.blobs[i]!.id}`);
-      }
-    }
+    yield { text: current.toString('utf8'), blobId: ref.blobs[i]!.id };
+  }
+}
+
+function* linesOf(text: string): Generator<string> {
+  let start = 0;
+  for (let end = text.indexOf('\n'); end >= 0; start = end + 1, end = text.indexOf('\n', start)) yield text.slice(start, end);
+}
+
+function parseEntry(json: string, ref: IndexRef, blobId: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch {
+    throw new BakError(`index ${ref.name}: unparseable entry in blob ${blobId}`);
   }
 }
 
