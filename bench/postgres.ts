@@ -1,6 +1,8 @@
 // PostgreSQL engine benchmark, in ONE run on ONE database of at least 1 GB (pgbench -i -s 70 by default):
 //   1. plain `pg_dump -Fd` (the same flags bak uses) vs `bak backup` into a fresh local repository
-//   2. plain `pg_restore` into a new database vs `bak restore --as` (with its integrity check, and with --no-verify)
+//   2. plain `pg_restore` into a new database vs `bak restore --as` (with its integrity check, and with --no-verify);
+//      and the floor of a restore from compressed, verified blobs: `pg_restore` with the snapshot's blobs decoded
+//      and hashed beside it by `zstd -dc | openssl sha256` (bench/decode-floor.ts; needs zstd and openssl)
 //   3. bytes a second `bak backup` of the unchanged database adds (totals.newBytes) vs the first's
 //   4. peak RSS of bak for backup and restore (GNU time %M: the largest of bak's process and its waited-for
 //      children such as pg_dump, not their sum)
@@ -28,6 +30,7 @@ import type { Manifest } from '../src/repository/manifest.ts';
 import { BAK_BIN } from '../test/helpers/cli.ts';
 import { runCommand, type RunResult } from '../test/helpers/run.ts';
 import { connectionArgs, createDatabase, dropDatabase, pgEnv, pgTool, pgUri, query, requirePostgres, type PgServer } from '../test/helpers/postgres.ts';
+import { decodeBlobsCommand, requireDecodeTools } from './decode-floor.ts';
 import { datasetDatabase, databaseBytes, ensureDatabase, settle, warmCache, type Dataset } from './postgres-datasets.ts';
 
 const { values: flags } = parseArgs({
@@ -99,6 +102,7 @@ const tmpRoot = await mkdtemp(path.join(tmpdir(), 'bak-bench-pg-'));
 
 async function main(): Promise<void> {
   const server = await requirePostgres();
+  await requireDecodeTools();
   const env = pgEnv(server);
   const db = datasetDatabase(flags.dataset as Dataset, scale);
   await ensureDatabase(server, flags.dataset as Dataset, scale);
@@ -116,7 +120,7 @@ async function main(): Promise<void> {
   // The flags bak passes to pg_dump (src/engines/postgres/backup.ts), so the comparison is like for like.
   const pgDumpArgs = (dir: string) => [...connectionArgs(server), '--format=directory', '--compress=0', `--jobs=${jobs}`, '--no-sync', '--no-password', `--file=${dir}`, db];
 
-  const times = { pgDumpGzip: [] as number[], pgDump: [] as number[], bakBackup: [] as number[], pgRestore: [] as number[], reread: [] as number[], bakRestore: [] as number[], bakRestoreNoVerify: [] as number[] };
+  const times = { pgDumpGzip: [] as number[], pgDump: [] as number[], bakBackup: [] as number[], pgRestore: [] as number[], restoreFloor: [] as number[], reread: [] as number[], bakRestore: [] as number[], bakRestoreNoVerify: [] as number[] };
   const rss = { pgDump: 0, bakBackup: 0, pgRestore: 0, bakRestore: 0 };
   // CPU seconds of the process with its children, and of the whole machine (the server's backends too).
   const cpu = { pgDumpGzip: [] as number[], pgDump: [] as number[], bakBackup: [] as number[], pgRestore: [] as number[], bakRestore: [] as number[] };
@@ -184,6 +188,15 @@ async function main(): Promise<void> {
       await dropDatabase(server, plainTarget);
       await settle(server);
 
+      console.error(`[bench] round ${round}/${rounds}: pg_restore -j ${jobs} beside zstd -dc | openssl sha256 of the blobs …`);
+      const decode = await decodeBlobsCommand(repoDir, tmpRoot);
+      await createDatabase(server, plainTarget);
+      const floorStarted = performance.now();
+      await Promise.all([run(pgTool(server, 'pg_restore'), [...connectionArgs(server), `--jobs=${jobs}`, '--no-password', `--dbname=${plainTarget}`, plainDir], { env }), run('sh', ['-c', decode])]);
+      times.restoreFloor.push((performance.now() - floorStarted) / 1000);
+      await dropDatabase(server, plainTarget);
+      await settle(server);
+
       console.error(`[bench] round ${round}/${rounds}: bak restore --jobs ${jobs} (with the integrity check) …`);
       const bakTarget = `${db}_bak_restore`;
       targets.push(bakTarget);
@@ -224,6 +237,7 @@ async function main(): Promise<void> {
     const backupGoal = realistic ? 1.25 : 1.09;
     const gzipRatio = realistic ? ratio(median(times.bakBackup), median(times.pgDumpGzip)) : NaN;
     const restoreNvRatio = ratio(median(times.bakRestoreNoVerify), median(times.pgRestore));
+    const restoreFloorRatio = ratio(median(times.bakRestoreNoVerify), median(times.restoreFloor));
     const plainRestoreAndReread = median(times.pgRestore.map((t, i) => t + times.reread[i]!));
     const rereadRatio = ratio(median(times.bakRestore), plainRestoreAndReread);
     const reupload = secondManifest.totals.newBytes / first.totals.newBytes;
@@ -239,6 +253,7 @@ async function main(): Promise<void> {
         : []),
       ['restore wall time, with check (s)', median(times.pgRestore).toFixed(1), median(times.bakRestore).toFixed(1), restoreRatio.toFixed(3), '<= 1.15', mark(restoreRatio <= 1.15)],
       ['restore wall time, --no-verify (s)', median(times.pgRestore).toFixed(1), median(times.bakRestoreNoVerify).toFixed(1), restoreNvRatio.toFixed(3), realistic ? '<= 1.05' : '(info)', realistic ? mark(restoreNvRatio <= 1.05) : ''],
+      ['restore --no-verify vs its floor: pg_restore beside decoding the blobs (s)', median(times.restoreFloor).toFixed(1), median(times.bakRestoreNoVerify).toFixed(1), restoreFloorRatio.toFixed(3), '(floor)', ''],
       ['restore with check vs pg_restore + psql COPY of every table (s)', plainRestoreAndReread.toFixed(1), median(times.bakRestore).toFixed(1), rereadRatio.toFixed(3), '(info)', ''],
       [
         'second backup new bytes',
