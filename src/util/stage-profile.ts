@@ -3,7 +3,7 @@
  * inherit). Off, a timed stage costs one branch.
  *
  * Two kinds of stage:
- * - `cpu` (timeSync): synchronous work on the calling thread, measured by that thread's CPU clock;
+ * - `cpu` (timeSync): synchronous work on the calling thread, timed by the wall clock while it runs (see timeSync);
  * - `wait` (timeAsync): time until an asynchronous step settles (zlib on libuv's pool, a storage call, a buffer
  *   from another thread), summed over every call in flight, so waits can add up to more than the run.
  * Per-thread CPU comes from the kernel (process.threadCpuUsage), so what no stage names is still counted:
@@ -62,24 +62,23 @@ function add(stage: string, kind: StageKind, ms: number, bytes: number): void {
   total.bytes += bytes;
 }
 
-/** Runs `fn`, counting its time as CPU of this thread in `stage` (with `bytes` processed). */
+/**
+ * Runs `fn`, counting its time as work of this thread in `stage` (with `bytes` processed). Timed by the wall clock:
+ * the thread's CPU clock (getrusage(RUSAGE_THREAD), process.threadCpuUsage) only moves when the kernel updates the
+ * thread's runtime, at a tick or a switch, so a step shorter than a tick on a thread that often sleeps mostly reads
+ * 0. Measured in an encrypted PostgreSQL backup: sealing 283 MiB read 0.01 s by that clock, 0.14 s by the wall, and
+ * takes ~0.10 s in a bare loop; SHA-256 of 621 MiB on the ingest worker 0.20 / 0.67 / 0.32 s. The wall clock does
+ * count the time a thread waits for a core (on 2 busy cores, up to about twice the work), so a thread's `cpu`
+ * stages can add up to more than its CPU, which the kernel measures exactly over the whole run.
+ */
 export function timeSync<T>(stage: string, bytes: number, fn: () => T): T {
   if (!enabled) return fn();
-  const from = threadCpuMs();
+  const from = performance.now();
   try {
     return fn();
   } finally {
-    add(stage, 'cpu', threadCpuMs() - from, bytes);
+    add(stage, 'cpu', performance.now() - from, bytes);
   }
-}
-
-/**
- * This thread's CPU clock (one getrusage(RUSAGE_THREAD), about 0.5 µs): wall time would count the time the thread
- * waited to be scheduled as work (measured on 2 busy cores: stages summing to 4.56 s on a thread that used 2.21 s).
- */
-function threadCpuMs(): number {
-  const { user, system } = process.threadCpuUsage();
-  return (user + system) / 1000;
 }
 
 /**
@@ -169,7 +168,8 @@ export function formatProfile(report: ProfileReport): string {
     for (const r of rows) {
       lines.push(`  ${r.stage.padEnd(34)} ${r.thread.padEnd(16)} ${r.kind.padEnd(4)} ${s(r.seconds)} ${String(r.calls).padStart(9)} ${(r.bytes / MIB).toFixed(1).padStart(9)}`);
     }
-    lines.push('  (cpu: work on that thread; wait: until an asynchronous step settled, summed over the steps in flight)');
+    lines.push('  (cpu: work on that thread, by the wall clock, so it includes any wait for a core; wait: until an asynchronous');
+    lines.push('  step settled, summed over the steps in flight)');
   }
   return lines.join('\n');
 }
