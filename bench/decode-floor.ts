@@ -8,11 +8,11 @@ import { runCommand } from '../test/helpers/run.ts';
 const ZSTD = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const GZIP = Buffer.from([0x1f, 0x8b]);
 
-/** Fails, saying how to install them, unless zstd and openssl are on PATH. */
+/** Fails, saying how to install them, unless zstd and openssl are on PATH (the floors of bench/postgres.ts and bench/s3.ts). */
 export async function requireDecodeTools(): Promise<void> {
   for (const [tool, args] of [['zstd', ['--version']], ['openssl', ['version']]] as const) {
     const r = await runCommand(tool, [...args]).catch(() => undefined);
-    if (!r || r.code !== 0) throw new Error(`${tool} is not installed: apt-get install -y ${tool} (the restore floor decodes the blobs with it)`);
+    if (!r || r.code !== 0) throw new Error(`${tool} is not installed: apt-get install -y ${tool} (the benchmark's floor runs it beside the plain tool)`);
   }
 }
 

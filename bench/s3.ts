@@ -1,6 +1,8 @@
-// S3 engine benchmark on the MinIO test server, in ONE run:
+// S3 engine benchmark on MinIO (a private one started for the run, by default), in ONE run:
 //   1. a bucket of 10,000 small objects (1–8 KiB) plus 3 large ones (64 MiB): full `bak backup` (copy mode, local
 //      repository) wall time vs `rclone copy` (Debian package) of the same bucket to a local folder (goal <= 1.0)
+//   1b. the floor of that backup: `rclone copy` with what bak does beyond it (zstd -1 of the compressible objects,
+//      sha256 of every byte) done beside it by zstd and openssl, on the same cores (needs zstd and openssl)
 //   2. a second `bak backup` after overwriting 1 % of the small objects: wall time (goal <= 10 % of the full one) and
 //      the GET requests it made (engineDetails.downloaded.getRequests); for scale, rclone's own incremental (the same
 //      copy again into its folder) and a bare `rclone lsf -R` listing, the floor of any incremental
@@ -42,6 +44,7 @@ import { BAK_BIN } from '../test/helpers/cli.ts';
 import { awsEnv, createBucket, deleteBucketCompletely, mapLimit, s3Flags, startPrivateMinio } from '../test/helpers/s3-fixture.ts';
 import { runCommand, type RunResult } from '../test/helpers/run.ts';
 import { requireServer } from '../test/helpers/servers.ts';
+import { requireDecodeTools } from './decode-floor.ts';
 import { fillBucket, PUT_CONCURRENCY, smallBody, smallKey } from './s3-bucket.ts';
 
 const { values: flags } = parseArgs({
@@ -151,6 +154,7 @@ async function main(): Promise<void> {
   // Checked before the bucket is filled (a minute's work), so a machine without rclone learns it at once.
   const hasRclone = await runCommand('rclone', ['version']).then((r) => r.code === 0, () => false);
   if (!hasRclone) throw new Error('rclone is not installed: apt-get install -y rclone (the benchmark compares bak with it)');
+  await requireDecodeTools();
   const shared = await requireServer('minio');
   const server = flags.shared ? undefined : await startPrivateMinio(shared, { tls: flags.tls });
   const tls = flags.tls ? server : undefined;
@@ -191,7 +195,7 @@ async function main(): Promise<void> {
       RCLONE_CONFIG_BAKBENCH_REGION: minio.region,
     };
     const rcloneVersion = (await run('rclone', ['version'], rcloneEnv)).stdout.split('\n')[0];
-    const times = { rclone: [] as number[], bak: [] as number[] };
+    const times = { rclone: [] as number[], bak: [] as number[], floor: [] as number[] };
     const rss = { rclone: 0, bakFull: 0 };
     const cpuTimes = { rclone: [] as number[], bak: [] as number[] };
     let repo = '';
@@ -209,6 +213,18 @@ async function main(): Promise<void> {
       rss.rclone = Math.max(rss.rclone, rc.maxRss);
       copied = await dirStats(dest);
       if (copied.files !== SMALL + JSON_LOGS + LARGE) throw new Error(`rclone copied ${copied.files} files, expected ${SMALL + JSON_LOGS + LARGE}`);
+    };
+    // The floor of a backup that hashes every byte and compresses what compresses: rclone copy into a fresh folder
+    // while zstd -1 compresses the JSON logs (logs/, what bak compresses here) and openssl hashes every object, both
+    // reading a previous round's copy (in the page cache) and throwing the result away.
+    const runFloor = async (round: number) => {
+      const source = lastDest;
+      const extra = `find '${source}/logs' -type f -print0 | xargs -0 -r cat | zstd -1 -q -c > /dev/null & find '${source}' -type f -print0 | xargs -0 cat | openssl sha256 > /dev/null; wait`;
+      console.error(`[bench] round ${round}/${ROUNDS}: rclone copy beside zstd -1 and openssl sha256 (the floor) …`);
+      await settle();
+      const started = performance.now();
+      await Promise.all([run('rclone', ['copy', `bakbench:${bucketName}`, path.join(tmpRoot, `floor-${round}`), '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY), ...caCert], rcloneEnv), run('sh', ['-c', extra])]);
+      times.floor.push((performance.now() - started) / 1000);
     };
     const runBak = async (round: number) => {
       repo = path.join(tmpRoot, `repo-${round}`);
@@ -229,7 +245,9 @@ async function main(): Promise<void> {
       if (round % 2 === 1) {
         await runRclone(round);
         await runBak(round);
+        await runFloor(round);
       } else {
+        await runFloor(round);
         await runBak(round);
         await runRclone(round);
       }
@@ -305,6 +323,7 @@ async function main(): Promise<void> {
     const rows: string[][] = [
       ['measure', 'rclone copy', 'bak', 'ratio', 'goal', ''],
       [`full backup, ${SMALL} small${JSON_LOGS ? ` + ${JSON_LOGS} JSON logs` : ''} + ${LARGE} × ${LARGE_MIB} MiB (s)`, tRclone.toFixed(1), tBak.toFixed(1), ratio.toFixed(3), 'bak/rclone <= 1.0', mark(ratio <= 1.0)],
+      ['  vs its floor: rclone copy beside zstd -1 of the JSON logs and sha256 of every byte (s)', median(times.floor).toFixed(1), tBak.toFixed(1), (tBak / median(times.floor)).toFixed(3), '(floor)', ''],
       ['  throughput (MiB/s)', (copied.bytes / MiB / tRclone).toFixed(1), (fullDetails.bytes / MiB / tBak).toFixed(1), '', '', ''],
       ['  objects/s', ((SMALL + JSON_LOGS + LARGE) / tRclone).toFixed(0), ((SMALL + JSON_LOGS + LARGE) / tBak).toFixed(0), '', '', ''],
       ['  bytes on disk (MiB): the copy vs the repository', (copied.bytes / MiB).toFixed(0), (repoBytes / MiB).toFixed(0), (repoBytes / copied.bytes).toFixed(3), '', ''],
