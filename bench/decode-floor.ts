@@ -8,12 +8,16 @@ import { runCommand } from '../test/helpers/run.ts';
 const ZSTD = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const GZIP = Buffer.from([0x1f, 0x8b]);
 
-/** Fails, saying how to install them, unless zstd and openssl are on PATH (the floors of bench/postgres.ts and bench/s3.ts). */
+/** Fails at once, saying how to install it, unless `tool` answers `versionArgs` (before a bench spends minutes filling). */
+export async function requireTool(tool: string, versionArgs: string[], purpose: string): Promise<void> {
+  const r = await runCommand(tool, versionArgs).catch(() => undefined);
+  if (!r || r.code !== 0) throw new Error(`${tool} is not installed: apt-get install -y ${tool} (${purpose})`);
+}
+
+/** zstd and openssl, which the floors of bench/postgres.ts and bench/s3.ts run beside the plain tool. */
 export async function requireDecodeTools(): Promise<void> {
-  for (const [tool, args] of [['zstd', ['--version']], ['openssl', ['version']]] as const) {
-    const r = await runCommand(tool, [...args]).catch(() => undefined);
-    if (!r || r.code !== 0) throw new Error(`${tool} is not installed: apt-get install -y ${tool} (the benchmark's floor runs it beside the plain tool)`);
-  }
+  await requireTool('zstd', ['--version'], "the benchmark's floor runs it beside the plain tool");
+  await requireTool('openssl', ['version'], "the benchmark's floor runs it beside the plain tool");
 }
 
 /**

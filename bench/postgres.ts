@@ -133,6 +133,9 @@ async function main(): Promise<void> {
   let plainDumpBytes = 0;
   let gzipDumpBytes = 0;
   const plainDir = path.join(tmpRoot, 'plain');
+  // The plain restore of the -Z0 dump, alone or (the floor) beside the blobs' decoding.
+  const pgRestore = (target: string, options: { rss?: boolean } = {}) =>
+    run(pgTool(server, 'pg_restore'), [...connectionArgs(server), `--jobs=${jobs}`, '--no-password', `--dbname=${target}`, plainDir], { env, ...options });
   const targets: string[] = [];
 
   try {
@@ -179,7 +182,7 @@ async function main(): Promise<void> {
       targets.push(plainTarget);
       await dropDatabase(server, plainTarget);
       await createDatabase(server, plainTarget);
-      const restore = await run(pgTool(server, 'pg_restore'), [...connectionArgs(server), `--jobs=${jobs}`, '--no-password', `--dbname=${plainTarget}`, plainDir], { env, rss: true });
+      const restore = await pgRestore(plainTarget, { rss: true });
       times.pgRestore.push(restore.seconds);
       noteCpu('pgRestore', restore);
       rss.pgRestore = Math.max(rss.pgRestore, restore.maxRss ?? 0);
@@ -192,7 +195,7 @@ async function main(): Promise<void> {
       const decode = await decodeBlobsCommand(repoDir, tmpRoot);
       await createDatabase(server, plainTarget);
       const floorStarted = performance.now();
-      await Promise.all([run(pgTool(server, 'pg_restore'), [...connectionArgs(server), `--jobs=${jobs}`, '--no-password', `--dbname=${plainTarget}`, plainDir], { env }), run('sh', ['-c', decode])]);
+      await Promise.all([pgRestore(plainTarget), run('sh', ['-c', decode])]);
       times.restoreFloor.push((performance.now() - floorStarted) / 1000);
       await dropDatabase(server, plainTarget);
       await settle(server);

@@ -44,7 +44,7 @@ import { BAK_BIN } from '../test/helpers/cli.ts';
 import { awsEnv, createBucket, deleteBucketCompletely, mapLimit, s3Flags, startPrivateMinio } from '../test/helpers/s3-fixture.ts';
 import { runCommand, type RunResult } from '../test/helpers/run.ts';
 import { requireServer } from '../test/helpers/servers.ts';
-import { requireDecodeTools } from './decode-floor.ts';
+import { requireDecodeTools, requireTool } from './decode-floor.ts';
 import { fillBucket, PUT_CONCURRENCY, smallBody, smallKey } from './s3-bucket.ts';
 
 const { values: flags } = parseArgs({
@@ -152,8 +152,7 @@ function median(xs: number[]): number {
 
 async function main(): Promise<void> {
   // Checked before the bucket is filled (a minute's work), so a machine without rclone learns it at once.
-  const hasRclone = await runCommand('rclone', ['version']).then((r) => r.code === 0, () => false);
-  if (!hasRclone) throw new Error('rclone is not installed: apt-get install -y rclone (the benchmark compares bak with it)');
+  await requireTool('rclone', ['version'], 'the benchmark compares bak with it');
   await requireDecodeTools();
   const shared = await requireServer('minio');
   const server = flags.shared ? undefined : await startPrivateMinio(shared, { tls: flags.tls });
@@ -202,11 +201,12 @@ async function main(): Promise<void> {
     let full: Run | undefined;
     let copied = { files: 0, bytes: 0 };
     let lastDest = '';
+    const rcloneCopy = (dest: string) => run('rclone', ['copy', `bakbench:${bucketName}`, dest, '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY), ...caCert], rcloneEnv);
     const runRclone = async (round: number) => {
       const dest = path.join(tmpRoot, `rclone-${round}`);
       console.error(`[bench] round ${round}/${ROUNDS}: rclone copy --transfers ${CONCURRENCY} --checkers ${CONCURRENCY} …`);
       await settle();
-      const rc = await run('rclone', ['copy', `bakbench:${bucketName}`, dest, '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY), ...caCert], rcloneEnv);
+      const rc = await rcloneCopy(dest);
       lastDest = dest;
       times.rclone.push(rc.seconds);
       cpuTimes.rclone.push(rc.cpuSeconds ?? 0);
@@ -223,7 +223,7 @@ async function main(): Promise<void> {
       console.error(`[bench] round ${round}/${ROUNDS}: rclone copy beside zstd -1 and openssl sha256 (the floor) …`);
       await settle();
       const started = performance.now();
-      await Promise.all([run('rclone', ['copy', `bakbench:${bucketName}`, path.join(tmpRoot, `floor-${round}`), '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY), ...caCert], rcloneEnv), run('sh', ['-c', extra])]);
+      await Promise.all([rcloneCopy(path.join(tmpRoot, `floor-${round}`)), run('sh', ['-c', extra])]);
       times.floor.push((performance.now() - started) / 1000);
     };
     const runBak = async (round: number) => {
@@ -269,7 +269,7 @@ async function main(): Promise<void> {
     // the bucket, the floor of any incremental here (a snapshot must list every key to find what changed).
     console.error('[bench] rclone copy again (incremental) and rclone lsf (listing only) …');
     await settle();
-    const rcloneAgain = await run('rclone', ['copy', `bakbench:${bucketName}`, lastDest, '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY), ...caCert], rcloneEnv);
+    const rcloneAgain = await rcloneCopy(lastDest);
     const rcloneList = await run('rclone', ['lsf', '-R', `bakbench:${bucketName}`, ...caCert], rcloneEnv);
     const secondManifest = JSON.parse(second.stdout) as Manifest;
     const secondDetails = details(second);
@@ -361,7 +361,8 @@ async function main(): Promise<void> {
   } finally {
     if (flags.keep) {
       console.error(server ? `[bench] kept ${tmpRoot} (the private MinIO and its buckets go)` : `[bench] kept buckets ${buckets.join(', ')} and ${tmpRoot}`);
-    } else {
+    } else if (!server) {
+      // A private MinIO's buckets go with its data folder (cleanup below): deleting 100,000 keys first is wasted time.
       for (const b of buckets) {
         console.error(`[bench] deleting bucket ${b} …`);
         await deleteBucketCompletely(s3, b).catch((err: unknown) => console.error(`[bench] could not delete ${b}: ${String(err)}`));
