@@ -17,6 +17,17 @@ export class SealedObjectError extends MismatchError {
 }
 
 /**
+ * Gives the ciphertext's memory back once the store has it. A backup seals every stored byte into new buffers
+ * outside V8's heap; left to the garbage collector, that memory made V8 run a full collection every ~8 MiB more often.
+ * Only after a put that succeeded: every writer of the bytes (a file write, a request body) is done with them.
+ */
+function freeNow(sealed: readonly Buffer[]): void {
+  for (const piece of sealed) {
+    if (piece.byteOffset === 0 && piece.buffer.byteLength === piece.length && piece.buffer instanceof ArrayBuffer) piece.buffer.transfer(0);
+  }
+}
+
+/**
  * An ObjectStore whose every object is sealed (envelope.ts) under the repository's data key: what the repository writes
  * through it (blobs, index blobs, manifests, pins, locks) reaches storage only as ciphertext. Names, sizes and times
  * pass through as they are. Bodies are whole in memory both ways (an object is checked before any byte is used);
@@ -43,7 +54,11 @@ export class SealedStore implements ObjectStore {
     if (body instanceof Readable) throw new Error(`SealedStore.put(${key}): a stream cannot be sealed here; give the content as buffers`);
     const pieces = Buffer.isBuffer(body) ? [body] : body;
     const bytes = profiling() ? pieces.reduce((sum, piece) => sum + piece.length, 0) : 0;
-    return this.inner.put(key, timeSync('seal (AES-256-GCM)', bytes, () => seal(this.key, objectAad(this.repositoryId, key), pieces)), options);
+    const sealed = timeSync('seal (AES-256-GCM)', bytes, () => seal(this.key, objectAad(this.repositoryId, key), pieces));
+    return this.inner.put(key, sealed, options).then((result) => {
+      freeNow(sealed);
+      return result;
+    });
   }
 
   async getBuffer(key: string): Promise<Buffer> {
