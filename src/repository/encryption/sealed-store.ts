@@ -17,8 +17,9 @@ export class SealedObjectError extends MismatchError {
 }
 
 /**
- * Gives the ciphertext's memory back once the store has it. A backup seals every stored byte into new buffers
- * outside V8's heap; left to the garbage collector, that memory made V8 run a full collection every ~8 MiB more often.
+ * Gives the ciphertext's memory back once the store has it. Sealing copies every stored byte into new buffers outside
+ * V8's heap (Node's cipher has no output buffer), and until a collection frees them they count toward the limit that
+ * makes V8 run full collections: an encrypted PostgreSQL backup ran 31 against plain's 18, 23-24 with this.
  * Only after a put that succeeded: every writer of the bytes (a file write, a request body) is done with them.
  */
 function freeNow(sealed: readonly Buffer[]): void {
