@@ -29,6 +29,17 @@ export interface BackupContext extends EngineContext {
   writer: SnapshotWriter;
   /** The source's newest complete snapshot, for engines that back up incrementally. */
   parent: Manifest | undefined;
+  /** What `startBackup` began for this backup, to take over: the engine then finishes it or cancels it. */
+  early?: EarlyStart | undefined;
+}
+
+/**
+ * The part of a backup that needs neither the repository nor its key (connecting, finding tools, starting a dump
+ * into local staging), begun while the repository opens: an encrypted repository's key takes ~0.3 s to derive.
+ */
+export interface EarlyStart {
+  /** The repository did not open, or the backup never began (a lock refused): stop what was started, remove what it left. */
+  cancel(): Promise<void>;
 }
 
 export interface BackupResult {
@@ -63,6 +74,11 @@ export interface Engine {
    */
   readonly resumesPartial?: boolean;
   parseSource(uri: string, options: unknown): Source;
+  /**
+   * Begins the backup's key-free work while the repository opens (see EarlyStart); given to `backup` as `ctx.early`.
+   * Never rejects: what fails is reported by `backup`. Writes nothing to the repository.
+   */
+  startBackup?(source: Source, log: Logger): Promise<EarlyStart>;
   backup(ctx: BackupContext): Promise<BackupResult>;
   /** Checks beyond the repository's own (which every snapshot gets): e.g. that external versions still exist. */
   verify(ctx: EngineContext, manifest: Manifest, level: VerifyLevel): Promise<VerifyProblem[]>;

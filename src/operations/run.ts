@@ -3,7 +3,7 @@ import { BakError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Manifest } from '../repository/manifest.ts';
 import type { Repository } from '../repository/repository.ts';
-import { runBackup } from './backup.ts';
+import { openForBackup, runBackup } from './backup.ts';
 import { runGc, type PruneReport } from './gc.ts';
 import { JobHooks } from './hooks.ts';
 import { prepareSource } from './job-source.ts';
@@ -131,8 +131,10 @@ export async function runJob(request: JobRequest): Promise<JobResult> {
   let inRetention = false;
   try {
     const { engine, source } = prepareSource(request.config, { job, ...(request.overrides ? { overrides: request.overrides } : {}) }, request.configFile);
-    repo = await request.openRepository(job);
+    const opened = await openForBackup(engine, source, () => request.openRepository(job), { log, lockWaitMs: request.lockWaitMs });
+    repo = opened.repo;
     const manifest = await runBackup(repo, {
+      early: opened.early,
       engine,
       source,
       job,

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { ExitCode, UsageError } from '../../errors.ts';
-import { runBackup } from '../../operations/backup.ts';
+import { openForBackup, runBackup } from '../../operations/backup.ts';
 import { prepareSource } from '../../operations/job-source.ts';
 import { runJob } from '../../operations/run.ts';
 import type { Manifest } from '../../repository/manifest.ts';
@@ -147,9 +147,10 @@ export function registerBackup(program: Command): void {
         } else {
           if (flags.metricsFile !== undefined) throw new UsageError('--metrics-file needs --job: metrics are kept per job');
           const { engine, source } = prepareSource(ctx.config.config, { uri, engine: flags.engine, overrides: engineFlags }, ctx.config.file);
-          const repo = await ctx.openRepository();
+          const lockWaitMs = durationMs(flags.lockWait);
+          const { repo, early } = await openForBackup(engine, source, () => ctx.openRepository(), { log: ctx.log, lockWaitMs });
           const progress = ctx.startProgress(`backup ${source.uri}`);
-          manifest = await runBackup(repo, { engine, source, tags, log: ctx.log, concurrency: ctx.concurrency, lockWaitMs: durationMs(flags.lockWait), progress });
+          manifest = await runBackup(repo, { engine, source, tags, log: ctx.log, concurrency: ctx.concurrency, lockWaitMs, progress, early });
         }
         ctx.endProgress(manifest.status === 'complete');
         const seconds = ((Date.now() - started) / 1000).toFixed(1);

@@ -13,7 +13,8 @@ import { mapLimit, TaskPool } from '../../util/concurrency.ts';
 import { globMatch } from '../../util/glob.ts';
 import { runTool, streamTool } from '../../util/process.ts';
 import { addThreadReport, profiling, type ThreadReport } from '../../util/stage-profile.ts';
-import type { BackupContext, BackupResult } from '../engine.ts';
+import type { Logger } from '../../log.ts';
+import type { BackupContext, BackupResult, EarlyStart } from '../engine.ts';
 import { connect, listDatabases, serverVersion, type DatabaseInfo } from './connection.ts';
 import { COPY_DIGEST_ALGORITHM, CopyDataError, PG_DUMP_ENV, type CopyDigest } from './copy-digest.ts';
 import { newTableDataFiles, type DumpProgress } from './dump-follow.ts';
@@ -66,14 +67,14 @@ export function selectDatabases(all: DatabaseInfo[], source: PostgresSource): Da
   return chosen;
 }
 
-/**
- * Dumps each selected database with `pg_dump -Fd -Z0 --jobs` into local staging (one database at a
- * time), storing each table's file in the repository while pg_dump writes it and deleting it once
- * stored, so the dump and the upload overlap and staging holds only what is in flight. -Z0 leaves
- * compression to bak, so unchanged tables dedup byte for byte and the digests see plain COPY text.
- */
-export async function backupPostgres(ctx: BackupContext & { source: PostgresSource }): Promise<BackupResult> {
-  const { source, writer, log } = ctx;
+/** What a backup dumps, with what: found before any dump starts. */
+interface DumpPlan {
+  version: { major: number; text: string };
+  selected: DatabaseInfo[];
+  tools: PgTools;
+}
+
+async function planDumps(source: PostgresSource, log: Logger): Promise<DumpPlan> {
   const conn = source.options.connection;
   // Finding pg_dump needs no server: ask the candidates while connecting.
   const probed = probePgTools(source.options.pgBin);
@@ -89,37 +90,91 @@ export async function backupPostgres(ctx: BackupContext & { source: PostgresSour
   }
   const tools = await findPgTools(version.major, source.options.pgBin, probed);
   log.info(`PostgreSQL ${version.text} at ${conn.host}:${conn.port}: dumping ${selected.map((d) => d.name).join(', ')} with pg_dump ${tools.version}`);
+  return { version, selected, tools };
+}
 
-  // Roles and tablespaces are dumped alongside the first database, not before it.
-  const globals = source.options.globals ? backupGlobals(ctx, tools) : Promise.resolve();
-  globals.catch(() => undefined);
-  const dumped: DumpedDatabase[] = [];
-  try {
-    for (const db of selected) {
-      ctx.progress?.activity(`${db.name}: pg_dump`);
-      try {
-        dumped.push(await backupDatabase(ctx, tools, db));
-      } catch (err) {
-        const message = `database "${db.name}": ${(err as Error).message}`;
-        if (!source.options.allowPartial) throw new BakError(message, 1, { cause: err });
-        log.error(message);
-        writer.recordFailure(db.name, (err as Error).message);
-      }
-    }
-  } finally {
-    await globals.catch(() => undefined); // pg_dumpall is done before any error is reported
+/**
+ * A backup's start (Engine.startBackup): the plan, then the first database's pg_dump into its staging folder, begun
+ * while the repository opens. pg_dump writes into local staging only, so it needs no key; what it writes meanwhile waits
+ * there for the ingest. The backup takes the dump over (`takeFirstDump`); `cancel` stops a dump nobody took.
+ */
+export class PostgresBackupStart implements EarlyStart {
+  readonly plan: Promise<DumpPlan>;
+  readonly #firstDump: Promise<RunningDump | undefined>;
+  #cancelled = false;
+  #taken = false;
+
+  constructor(source: PostgresSource, log: Logger) {
+    this.plan = planDumps(source, log);
+    this.#firstDump = this.plan.then((plan) => (this.#cancelled ? undefined : startDump(source, plan.tools, plan.selected[0]!, log)));
+    this.plan.catch(() => undefined);
+    this.#firstDump.catch(() => undefined);
   }
-  await globals;
-  return {
-    engineDetails: {
-      serverVersion: version.text,
-      pgDumpVersion: tools.version,
-      host: `${conn.host}:${conn.port}`,
-      databases: dumped,
-      globals: source.options.globals,
-      digestAlgorithm: COPY_DIGEST_ALGORITHM,
-    },
-  };
+
+  /** The first selected database's dump, already running: the caller now ends it (endDump). */
+  takeFirstDump(): Promise<RunningDump | undefined> {
+    this.#taken = true;
+    return this.#firstDump;
+  }
+
+  async cancel(): Promise<void> {
+    this.#cancelled = true;
+    if (this.#taken) return;
+    this.#taken = true;
+    const dump = await this.#firstDump.catch(() => undefined);
+    if (dump) await endDump(dump);
+  }
+}
+
+/**
+ * Dumps each selected database with `pg_dump -Fd -Z0 --jobs` into local staging (one database at a
+ * time), storing each table's file in the repository while pg_dump writes it and deleting it once
+ * stored, so the dump and the upload overlap and staging holds only what is in flight. -Z0 leaves
+ * compression to bak, so unchanged tables dedup byte for byte and the digests see plain COPY text.
+ */
+export async function backupPostgres(ctx: BackupContext & { source: PostgresSource }): Promise<BackupResult> {
+  const { source, writer, log } = ctx;
+  const conn = source.options.connection;
+  const start = ctx.early instanceof PostgresBackupStart ? ctx.early : new PostgresBackupStart(source, log);
+  try {
+    const { version, selected, tools } = await start.plan;
+
+    // Roles and tablespaces are dumped alongside the first database, not before it.
+    const globals = source.options.globals ? backupGlobals(ctx, tools) : Promise.resolve();
+    globals.catch(() => undefined);
+    const dumped: DumpedDatabase[] = [];
+    try {
+      for (const [i, db] of selected.entries()) {
+        ctx.progress?.activity(`${db.name}: pg_dump`);
+        try {
+          const dump = i === 0 ? await start.takeFirstDump() : await startDump(source, tools, db, log);
+          if (!dump) throw new BakError('the dump was cancelled');
+          dumped.push(await backupDatabase(ctx, dump));
+        } catch (err) {
+          const message = `database "${db.name}": ${(err as Error).message}`;
+          if (!source.options.allowPartial) throw new BakError(message, 1, { cause: err });
+          log.error(message);
+          writer.recordFailure(db.name, (err as Error).message);
+        }
+      }
+    } finally {
+      await globals.catch(() => undefined); // pg_dumpall is done before any error is reported
+    }
+    await globals;
+    return {
+      engineDetails: {
+        serverVersion: version.text,
+        pgDumpVersion: tools.version,
+        host: `${conn.host}:${conn.port}`,
+        databases: dumped,
+        globals: source.options.globals,
+        digestAlgorithm: COPY_DIGEST_ALGORITHM,
+      },
+    };
+  } finally {
+    // A first dump nobody took (the plan failed after all, or an error came first) is stopped and its staging removed.
+    await start.cancel();
+  }
 }
 
 async function backupGlobals(ctx: BackupContext & { source: PostgresSource }, tools: PgTools): Promise<void> {
@@ -133,38 +188,71 @@ async function backupGlobals(ctx: BackupContext & { source: PostgresSource }, to
   ctx.progress?.advance(1, item.bytes);
 }
 
-async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, tools: PgTools, db: DatabaseInfo): Promise<DumpedDatabase> {
-  const { source, writer, log } = ctx;
+/** One database's pg_dump, running into its own staging folder; endDump stops it (if it still runs) and removes the folder. */
+interface RunningDump {
+  db: DatabaseInfo;
+  staging: string;
+  dir: string;
+  progress: DumpProgress;
+  startedAt: number;
+  /** Settles as pg_dump exits: rejects with its failure. */
+  exited: Promise<void>;
+  stop: AbortController;
+}
+
+async function startDump(source: PostgresSource, tools: PgTools, db: DatabaseInfo, log: Logger): Promise<RunningDump> {
   const conn = source.options.connection;
   const jobs = source.options.jobs ?? 2;
   const staging = await mkdtemp(path.join(tmpdir(), 'bak-pg-'));
   const dir = path.join(staging, 'dump');
   const progress: DumpProgress = { exited: false, failure: null };
-  const ingest = new DumpIngestWorker(ctx.repo.blobs.chunkingParams, ctx.repo.blobs.writeConcurrency);
-  const followed = new Map<string, { item: ManifestItem; digest: Promise<CopyDigest> }>();
-  const stopDump = new AbortController();
-  let dumping: Promise<void> = Promise.resolve();
-  try {
-    const started = Date.now();
-    dumping = runTool(
-      tools.pgDump,
-      ['--format=directory', '--compress=0', `--jobs=${jobs}`, '--no-sync', '--no-password', `--file=${dir}`, `--dbname=${connectionString(conn, db.name)}`],
-      { env: { ...toolEnv(conn), ...PG_DUMP_ENV, PGOPTIONS: [process.env.PGOPTIONS, PG_DUMP_ENV.PGOPTIONS].filter(Boolean).join(' ') }, secrets: source.secrets, signal: stopDump.signal },
-    ).then(
-      () => {
-        progress.exited = true;
-        ingest.dumpExited();
-        log.info(`dumped ${db.name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      },
-      (err: Error) => {
-        progress.failure = err;
-        progress.exited = true;
-        ingest.dumpFailed(err.message);
-        throw err;
-      },
-    );
-    dumping.catch(() => undefined);
+  const stop = new AbortController();
+  const startedAt = Date.now();
+  const exited = runTool(
+    tools.pgDump,
+    ['--format=directory', '--compress=0', `--jobs=${jobs}`, '--no-sync', '--no-password', `--file=${dir}`, `--dbname=${connectionString(conn, db.name)}`],
+    { env: { ...toolEnv(conn), ...PG_DUMP_ENV, PGOPTIONS: [process.env.PGOPTIONS, PG_DUMP_ENV.PGOPTIONS].filter(Boolean).join(' ') }, secrets: source.secrets, signal: stop.signal },
+  ).then(
+    () => {
+      progress.exited = true;
+      log.info(`dumped ${db.name} in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
+    },
+    (err: Error) => {
+      progress.failure = err;
+      progress.exited = true;
+      throw err;
+    },
+  );
+  exited.catch(() => undefined);
+  return { db, staging, dir, progress, startedAt, exited, stop };
+}
 
+async function endDump(dump: RunningDump): Promise<void> {
+  if (!dump.progress.exited) dump.stop.abort();
+  await dump.exited.catch(() => undefined);
+  await rm(dump.staging, { recursive: true, force: true });
+}
+
+/** Stores one database's running dump; whatever happens, the dump ends and its staging goes. */
+async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, dump: RunningDump): Promise<DumpedDatabase> {
+  try {
+    return await storeDump(ctx, dump);
+  } finally {
+    await endDump(dump);
+  }
+}
+
+async function storeDump(ctx: BackupContext & { source: PostgresSource }, dump: RunningDump): Promise<DumpedDatabase> {
+  const { source, writer } = ctx;
+  const { db, dir, progress } = dump;
+  const jobs = source.options.jobs ?? 2;
+  const ingest = new DumpIngestWorker(ctx.repo.blobs.chunkingParams, ctx.repo.blobs.writeConcurrency);
+  dump.exited.then(
+    () => ingest.dumpExited(),
+    (err: Error) => ingest.dumpFailed(err.message),
+  );
+  const followed = new Map<string, { item: ManifestItem; digest: Promise<CopyDigest> }>();
+  try {
     // Store each table's data as pg_dump writes it: the worker reads, digests, cuts and hashes it; this thread stores the chunks.
     const pool = new TaskPool(Math.max(2, jobs));
     try {
@@ -185,7 +273,7 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
       // A failed dump ends the followers; let every task settle before the error is reported.
       await pool.drain().catch(() => undefined);
     }
-    await dumping;
+    await dump.exited;
 
     const toc = parseToc(await readFile(path.join(dir, 'toc.dat')));
     const tables = new Map(tableDataEntries(toc).map((e) => [e.dataFile!, e]));
@@ -224,7 +312,7 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
       encoding: db.encoding,
       collate: db.collate,
       ctype: db.ctype,
-      dumpStartedAt: new Date(started).toISOString(),
+      dumpStartedAt: new Date(dump.startedAt).toISOString(),
       dumpEncoding: toc.encoding,
       tables: tables.size,
       rows,
@@ -232,10 +320,9 @@ async function backupDatabase(ctx: BackupContext & { source: PostgresSource }, t
     };
   } finally {
     // Storing failed while pg_dump still runs: stop it before its staging folder goes.
-    if (!progress.exited) stopDump.abort();
-    await dumping.catch(() => undefined);
+    if (!progress.exited) dump.stop.abort();
+    await dump.exited.catch(() => undefined);
     await ingest.close();
-    await rm(staging, { recursive: true, force: true });
   }
 }
 

@@ -11,6 +11,8 @@ export const postgresEngine: Engine = {
   name: 'postgres',
   optionsSchema: postgresOptionsSchema,
   parseSource: parsePostgresSource,
+  // Connecting, finding pg_dump and starting the first database's dump need no repository key.
+  startBackup: async (source, log) => new (await backup()).PostgresBackupStart(source as PostgresSource, log),
   backup: async (ctx) => (await backup()).backupPostgres({ ...ctx, source: ctx.source as PostgresSource }),
   // Everything a PostgreSQL snapshot holds is in the repository: the repository checker covers blobs and data;
   // `bak verify --level restore` proves the dump restores.
