@@ -98,6 +98,18 @@ describe('encrypted repository layer', () => {
     expect(() => open(createSecretKey(randomBytes(32)), objectAad('repo-a', 'snapshots/x/1.json'), sealed)).toThrow(/authentication failed/);
   });
 
+  it('gives every sealed object a nonce of its own, across the batches nonces are drawn in', () => {
+    const keys = new RepositoryKeys(randomBytes(32), 'repo-a');
+    const headers = new Set<string>();
+    for (let i = 0; i < 10_000; i++) {
+      const sealed = Buffer.concat(seal(keys.data, objectAad('repo-a', `blobs/${i}`), [Buffer.from(`content ${i}`)]));
+      expect(sealed[0]).toBe(1);
+      headers.add(sealed.subarray(1, 13).toString('hex'));
+      if (i % 997 === 0) expect(open(keys.data, objectAad('repo-a', `blobs/${i}`), sealed).toString()).toBe(`content ${i}`);
+    }
+    expect(headers.size).toBe(10_000);
+  });
+
   it('names blobs and source folders by keyed hashes: the same content gets another name in another repository', () => {
     const id = 'ab'.repeat(32);
     const a = new RepositoryKeys(randomBytes(32), 'repo-a');
