@@ -8,6 +8,8 @@
 //      `bak restore` into a fresh bucket
 // For each: wall time (goal: encrypted <= 1.05 × plain, backup and restore), CPU seconds of the bak process with its
 // children (GNU time %U + %S) and of the whole machine (/proc/stat), peak RSS (GNU time %M), bytes stored.
+// And each one's floor, last in every round: the plain run again, with what encryption adds done beside it by openssl
+// (the slot's scrypt once, then AES-256-CTR and GMAC over every byte of the plain repository: bench/crypto-floor.ts).
 //
 // Usage: node bench/encryption.ts [--only postgres|s3] [--rounds 3] [--dir D] [--keep]
 //          [--dataset realistic|pgbench] [--scale 70] [--jobs 2]
@@ -23,7 +25,7 @@
 //   --concurrency  bak --concurrency for S3 (default 8)
 //   --opens    `bak snapshots` runs of each kind for the open cost (default 5)
 //   --keep     keep the repositories, the temporary folder and the buckets (printed); restored databases are dropped anyway
-// Needs the test servers: bash scripts/servers/start.sh postgres minio
+// Needs the test servers (bash scripts/servers/start.sh postgres minio) and openssl (the floor).
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -38,6 +40,7 @@ import { runCommand, type RunResult } from '../test/helpers/run.ts';
 import { awsEnv, createBucket, deleteBucketCompletely, s3Flags } from '../test/helpers/s3-fixture.ts';
 import { requireServer } from '../test/helpers/servers.ts';
 import { databaseBytes, DATASETS, ensureDatabase, settle as settlePostgres, warmCache, type Dataset } from './postgres-datasets.ts';
+import { cryptoFloorCommand, requireCryptoTools, type ScryptCost } from './crypto-floor.ts';
 import { fillBucket } from './s3-bucket.ts';
 
 const USAGE =
@@ -136,6 +139,8 @@ const emptyFigures = (): Figures => ({ seconds: [], cpu: [], machineCpu: [], max
 
 class Measure {
   readonly sides: Record<Side, Figures> = { plain: emptyFigures(), encrypted: emptyFigures() };
+  /** The plain run with openssl doing encryption's work beside it (wall seconds per round). */
+  readonly floor: number[] = [];
   readonly label: string;
   /** The goal on encrypted/plain wall time, if there is one. */
   readonly goal: number | undefined;
@@ -165,11 +170,18 @@ async function initRepo(side: Side, repo: string, inits: Measure, env: Record<st
   if (Boolean(marker.encryption) !== (side === 'encrypted')) throw new Error(`${repo}: expected a ${side} repository, got ${JSON.stringify(marker.encryption ?? 'plain')}`);
 }
 
-/** The key slot's scrypt parameters, e.g. "N=2^17, r=8, p=1". */
-async function slotKdf(repo: string): Promise<string> {
+/** The key slot's scrypt parameters. */
+async function slotKdf(repo: string): Promise<ScryptCost & { name: string }> {
   const [file] = await readdir(path.join(repo, 'keys'));
   const slot = JSON.parse(await readFile(path.join(repo, 'keys', file!), 'utf8')) as { kdf: { name: string; logN: number; r: number; p: number } };
-  return `${slot.kdf.name} N=2^${slot.kdf.logN}, r=${slot.kdf.r}, p=${slot.kdf.p}`;
+  return slot.kdf;
+}
+
+/** `main` (a plain bak run) with encryption's work on `plainRepo` done beside it by openssl: the wall time of both. */
+async function beside(plainRepo: string, main: () => Promise<RunResult>): Promise<number> {
+  const started = performance.now();
+  await Promise.all([main(), run('sh', ['-c', cryptoFloorCommand(plainRepo, scrypt!)])]);
+  return (performance.now() - started) / 1000;
 }
 
 /** Runs that failed and were run again (their times are not counted), for the report. */
@@ -197,6 +209,7 @@ async function attempts(label: string, prepare: () => Promise<void>, fn: () => P
 const tmpRoot = await mkdtemp(path.join(flags.dir, 'bak-bench-enc-'));
 const inits = new Measure('bak init (not compared)');
 const sections: Array<{ title: string; measures: Measure[]; notes: string[]; stored?: { plain: number; encrypted: number; files: { plain: number; encrypted: number } } }> = [];
+let scrypt: ScryptCost | undefined;
 let kdf = '?';
 
 /** 0. The cost of opening a repository: `bak snapshots` of an empty one, taking turns. */
@@ -204,7 +217,9 @@ async function openCost(): Promise<Measure> {
   const open = new Measure('bak snapshots of an empty repository (s)');
   const repos: Record<Side, string> = { plain: path.join(tmpRoot, 'open-plain'), encrypted: path.join(tmpRoot, 'open-encrypted') };
   for (const side of turns(1)) await initRepo(side, repos[side], inits);
-  kdf = await slotKdf(repos.encrypted);
+  const cost = await slotKdf(repos.encrypted);
+  scrypt = cost;
+  kdf = `${cost.name} N=2^${cost.logN}, r=${cost.r}, p=${cost.p}`;
   for (let i = 1; i <= OPENS; i++) {
     for (const side of turns(i)) open.add(side, await bak(side, repos[side], ['snapshots']));
   }
@@ -246,6 +261,13 @@ async function postgres(): Promise<void> {
         manifest = JSON.parse(r.stdout) as Manifest;
         ids[side] = manifest.id;
       }
+      // The floor: the plain backup again, into a fresh repository, with encryption's work on this round's plain one beside it.
+      const floorRepo = path.join(tmpRoot, `pg-floor-${round}`);
+      await initRepo('plain', floorRepo, inits, env);
+      await settlePostgres(server);
+      console.error(`[bench] postgres round ${round}/${ROUNDS}: bak backup, plain, beside openssl (the floor) …`);
+      backup.floor.push(await beside(repos.plain, () => bak('plain', floorRepo, ['backup', pgUri(server, db), '--jobs', String(JOBS)], env)));
+      await rm(floorRepo, { recursive: true, force: true });
       for (const side of ['plain', 'encrypted'] as const) {
         const s = await dirStats(repos[side]);
         stored[side] = s.bytes;
@@ -265,6 +287,12 @@ async function postgres(): Promise<void> {
           measure.add(side, await attempts(label, prepare, () => bak(side, repos[side], args, env)));
           await dropDatabase(server, targets[side]);
         }
+        await dropDatabase(server, targets.plain);
+        await settlePostgres(server);
+        console.error(`[bench] postgres round ${round}/${ROUNDS}: bak restore${extra.length ? ' --no-verify' : ''}, plain, beside openssl (the floor) …`);
+        const args = ['restore', ids.plain, '--to', pgUri(server), '--database', db, '--as', targets.plain, '--jobs', String(JOBS), ...extra];
+        measure.floor.push(await beside(repos.plain, () => bak('plain', repos.plain, args, env)));
+        await dropDatabase(server, targets.plain);
       }
     }
   } finally {
@@ -321,6 +349,11 @@ async function s3(): Promise<void> {
         contentBytes = (m.engineDetails as { bytes: number }).bytes;
         ids[side] = m.id;
       }
+      const floorRepo = path.join(tmpRoot, `s3-floor-${round}`);
+      await initRepo('plain', floorRepo, inits, env);
+      await run('sync', []);
+      console.error(`[bench] s3 round ${round}/${ROUNDS}: bak backup, plain, beside openssl (the floor) …`);
+      backup.floor.push(await beside(repos.plain, () => bak('plain', floorRepo, ['--concurrency', String(CONCURRENCY), 'backup', `s3://${source}`, ...s3Flags(minio.endpoint)], env)));
       for (const side of ['plain', 'encrypted'] as const) {
         const s = await dirStats(repos[side]);
         stored[side] = s.bytes;
@@ -341,6 +374,16 @@ async function s3(): Promise<void> {
         const report = JSON.parse(r.stdout) as { items: number };
         if (report.items !== objects) throw new Error(`${side} restore copied ${report.items} objects, expected ${objects}`);
       }
+      const floorTarget = uniqueName('bak-bench-enc-f');
+      await createBucket(client, floorTarget);
+      buckets.push(floorTarget);
+      await run('sync', []);
+      console.error(`[bench] s3 round ${round}/${ROUNDS}: bak restore into a new bucket, plain, beside openssl (the floor) …`);
+      restore.floor.push(
+        await beside(repos.plain, () =>
+          bak('plain', repos.plain, ['--concurrency', String(CONCURRENCY), 'restore', ids.plain, '--to', `s3://${floorTarget}`, '--endpoint', minio.endpoint, '--path-style'], env),
+        ),
+      );
     }
   } finally {
     if (flags.keep) console.error(`[bench] kept buckets ${buckets.join(', ')}`);
@@ -381,9 +424,12 @@ function measureRows(m: Measure, openExtra: number): string[][] {
   const mcP = median(p.machineCpu);
   const mcE = median(e.machineCpu);
   const beyond = m.wall('encrypted') - m.wall('plain') - openExtra;
+  const floor = median(m.floor);
+  const floorRatio = m.wall('encrypted') / floor;
   return [
     [m.label, fmt(m.wall('plain')), fmt(m.wall('encrypted')), fmt(wallRatio, 3), m.goal ? `<= ${m.goal}` : '', m.goal ? mark(wallRatio <= m.goal) : ''],
     ['  … of which beyond the key open (s)', '', '', `${beyond >= 0 ? '+' : ''}${fmt(beyond)}`, '', ''],
+    ['  floor: plain beside openssl doing the crypto (s)', fmt(floor), fmt(m.wall('encrypted')), fmt(floorRatio, 3), m.goal ? `<= ${m.goal} (proposed)` : '', m.goal ? mark(floorRatio <= m.goal) : ''],
     ['  CPU, bak + children, user + sys (s)', fmt(cpuP), fmt(cpuE), fmt(cpuE / cpuP, 3), '', ''],
     ['  CPU, whole machine (s)', fmt(mcP, 1), fmt(mcE, 1), fmt(mcE / mcP, 3), '', ''],
     ['  peak RSS (MB)', (p.maxRss / MB).toFixed(0), (e.maxRss / MB).toFixed(0), fmt(e.maxRss / p.maxRss, 3), '', ''],
@@ -391,6 +437,7 @@ function measureRows(m: Measure, openExtra: number): string[][] {
 }
 
 async function main(): Promise<void> {
+  await requireCryptoTools();
   console.error(`[bench] repositories under ${tmpRoot}`);
   const open = await openCost();
   if (doPostgres) await postgres();
@@ -427,7 +474,8 @@ async function main(): Promise<void> {
     }
     printTable(rows);
     for (const m of s.measures) {
-      console.log(`  per round, ${m.label}: plain ${m.sides.plain.seconds.map((x) => x.toFixed(2)).join(' / ')}; encrypted ${m.sides.encrypted.seconds.map((x) => x.toFixed(2)).join(' / ')}`);
+      const rounds = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ');
+      console.log(`  per round, ${m.label}: plain ${rounds(m.sides.plain.seconds)}; encrypted ${rounds(m.sides.encrypted.seconds)}; floor ${rounds(m.floor)}`);
     }
     for (const n of s.notes) console.log(`  ${n}`);
   }
@@ -436,7 +484,9 @@ async function main(): Promise<void> {
     for (const f of failures) console.log(`  ${f}`);
   }
   console.log(
-    `\n"beyond the key open" is the median difference in wall time less the key open cost above (every bak command pays that once). ` +
+    `\n"floor" is the plain run with openssl beside it doing what encryption adds (the slot's scrypt once, then AES-256-CTR and GMAC, ` +
+      `the halves of AES-256-GCM, over every byte of the plain repository), last in each round: an encrypted bak cannot do the same for less. ` +
+      `"beyond the key open" is the median difference in wall time less the key open cost above (every bak command pays that once). ` +
       `Peak RSS is GNU time %M: the largest of bak and its waited-for children, not their sum.`,
   );
 }
