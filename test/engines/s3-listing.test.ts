@@ -4,7 +4,7 @@
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3ContextOf } from '../../src/engines/s3/backup.ts';
-import { listObjects, SplitCollector, type S3Context } from '../../src/engines/s3/objects.ts';
+import { listObjects, listPage, SplitCollector, type S3Context } from '../../src/engines/s3/objects.ts';
 import { LeanS3 } from '../../src/storage/s3-lean.ts';
 import { minioClient, uniqueName } from '../helpers/backends.ts';
 import { awkwardObjects, createBucket, deleteBucketCompletely, fillBucket, mapLimit, type Minio } from '../helpers/s3-fixture.ts';
@@ -99,6 +99,16 @@ describe('S3 listing (MinIO)', () => {
       expect(await keysOf(s3, 'k/', [key(100), key(105), key(999)])).toEqual(plain);
     } finally {
       client.destroy();
+    }
+  });
+
+  it('a first page asked for early (a backup begun while its repository opens) starts the listing, with or without splits', async () => {
+    const s3 = context(true);
+    const plain = await keysOf(s3, 'k/');
+    for (const splits of [[], [key(100), key(999)], [key(1199)]]) {
+      const out: string[] = [];
+      for await (const o of listObjects(s3, bucket, 'k/', splits, listPage(s3, bucket, 'k/', {}))) out.push(o.key);
+      expect(out, splits.join(',')).toEqual(plain);
     }
   });
 

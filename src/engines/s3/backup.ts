@@ -13,9 +13,10 @@ import { compareKeys } from '../../util/key-order.ts';
 import { readAll } from '../../util/push-source.ts';
 import { withRetry } from '../../util/retry.ts';
 import { describeZodError } from '../../util/validation.ts';
-import type { BackupContext, BackupResult } from '../engine.ts';
+import type { ListedPage } from '../../storage/s3-list-page.ts';
+import type { BackupContext, BackupResult, EarlyStart } from '../engine.ts';
 import { keyFilter } from './keys.ts';
-import { headObjectMetadata, listCurrentVersions, listObjects, openObject, SplitCollector, type ListedObject, type ObjectMetadata, type OpenedObject, type S3Context } from './objects.ts';
+import { headObjectMetadata, listCurrentVersions, listObjects, listPage, openObject, SplitCollector, type ListedObject, type ObjectMetadata, type OpenedObject, type S3Context } from './objects.ts';
 import { storeSettingsOf, type S3Source } from './source.ts';
 
 export const OBJECTS_INDEX = 'objects';
@@ -133,6 +134,34 @@ export function s3ContextOf(options: Parameters<typeof storeSettingsOf>[0]): S3C
   return createS3Client(storeSettingsOf(options));
 }
 
+/**
+ * A backup's start (Engine.startBackup), begun while the repository opens: the clients, and in copy mode the listing's
+ * first page (the credentials resolved and a connection open by the time the key is). Nothing is read but the listing.
+ */
+export class S3BackupStart implements EarlyStart {
+  readonly s3: S3Context;
+  /** ListObjectsV2 from the start of the prefix, asked for at once (copy mode). */
+  readonly firstPage: Promise<ListedPage> | undefined;
+  #closed = false;
+
+  constructor(source: S3Source) {
+    const o = source.options;
+    this.s3 = s3ContextOf(o);
+    if (o.mode === 'copy') {
+      this.s3.lean = new LeanS3(this.s3.client, { endpoint: o.endpoint, forcePathStyle: o.forcePathStyle ?? false, connections: (o.concurrency ?? 8) + LARGE_DOWNLOADS });
+      this.firstPage = listPage(this.s3, o.location.bucket, o.location.prefix, {});
+      this.firstPage.catch(() => undefined); // reported where the listing reads it
+    }
+  }
+
+  async cancel(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.s3.lean?.close();
+    this.s3.client.destroy();
+  }
+}
+
 // What a backup compares of the parent's entry with the listing. An unchanged entry is carried into the new index
 // as stored, so only these fields are checked here: the whole entry is checked where it is read for its content
 // (restore, verify, export), and the parent's index blobs are bak's own, named by their SHA-256 and checked on read.
@@ -185,9 +214,9 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
   const { source, writer, log } = ctx;
   const o = source.options;
   const { bucket, prefix } = o.location;
-  const s3 = s3ContextOf(o);
+  const start = ctx.early instanceof S3BackupStart ? ctx.early : new S3BackupStart(source);
+  const s3 = start.s3;
   const concurrency = o.concurrency ?? 8;
-  if (o.mode === 'copy') s3.lean = new LeanS3(s3.client, { endpoint: o.endpoint, forcePathStyle: o.forcePathStyle ?? false, connections: concurrency + LARGE_DOWNLOADS });
   const wanted = keyFilter(o.include, o.exclude);
   const index = writer.openIndex(OBJECTS_INDEX);
   const stats = { objects: 0, bytes: 0, downloaded: { objects: 0, bytes: 0, getRequests: 0 } };
@@ -231,7 +260,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
         stats.bytes += entry.size;
         progress?.advance(1, entry.size);
       });
-      for await (const obj of listObjects(s3, bucket, prefix, parentSplits(ctx.parent, prefix))) {
+      for await (const obj of listObjects(s3, bucket, prefix, parentSplits(ctx.parent, prefix), start.firstPage)) {
         splits.add(obj.key);
         if (!wanted(obj.key.slice(prefix.length))) continue;
         progress?.expect(1, obj.size);
@@ -252,8 +281,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
     const ref = await writer.closeIndex(index);
     log.info(`${stats.objects} objects (${ref.count} indexed); downloaded ${stats.downloaded.objects} objects, ${stats.downloaded.getRequests} GET requests`);
   } finally {
-    await s3.lean?.close();
-    s3.client.destroy();
+    await start.cancel();
   }
   const details: S3Details & Record<string, unknown> = {
     mode: o.mode,

@@ -11,6 +11,8 @@ export const s3Engine: Engine = {
   name: 's3',
   optionsSchema: s3OptionsSchema,
   parseSource: parseS3Source,
+  // The clients and the listing's first page need no repository key.
+  startBackup: async (source) => new (await backup()).S3BackupStart(source as S3Source),
   backup: async (ctx) => (await backup()).backupS3({ ...ctx, source: ctx.source as S3Source }),
   verify: async (ctx, manifest) => (await versions()).verifyVersions(ctx, manifest),
   restore: async (ctx, manifest, target) => (await restore()).restoreS3(ctx, manifest, target),

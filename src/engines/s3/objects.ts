@@ -48,7 +48,7 @@ const META_PREFIX = 'x-amz-meta-';
 const clean = (etag: string | undefined) => (etag ?? '').replace(/^"|"$/g, '');
 
 /** One page of a listing (up to 1,000 keys): through the lean client where it applies, else the SDK. */
-async function listPage(s3: S3Context, bucket: string, prefix: string, from: { token?: string | undefined; startAfter?: string | undefined }): Promise<ListedPage> {
+export async function listPage(s3: S3Context, bucket: string, prefix: string, from: { token?: string | undefined; startAfter?: string | undefined }): Promise<ListedPage> {
   const fast = await s3.lean?.list(bucket, prefix, from);
   if (fast) return fast;
   const page = await s3.client
@@ -66,8 +66,8 @@ async function listPage(s3: S3Context, bucket: string, prefix: string, from: { t
  * The keys after `startAfter` up to `last` (inclusive; undefined: to the end), page by page. The first page is
  * asked for at once, before the generator runs; each next one while the page before is consumed.
  */
-function listRange(s3: S3Context, bucket: string, prefix: string, startAfter: string | undefined, last: string | undefined): AsyncGenerator<ListedObject> {
-  const first = listPage(s3, bucket, prefix, { startAfter });
+function listRange(s3: S3Context, bucket: string, prefix: string, startAfter: string | undefined, last: string | undefined, asked?: Promise<ListedPage>): AsyncGenerator<ListedObject> {
+  const first = asked ?? listPage(s3, bucket, prefix, { startAfter });
   first.catch(() => undefined); // surfaces when awaited; not if the consumer stopped early
   return (async function* () {
     let next: Promise<ListedPage> | undefined = first;
@@ -94,14 +94,21 @@ const RANGES_AHEAD = 4;
  * previous snapshot), the listing is cut into the ranges between them, RANGES_AHEAD listed at once and yielded
  * in order; each range pages on by itself, so keys added since are listed all the same. Memory: a few pages.
  */
-export async function* listObjects(s3: S3Context, bucket: string, prefix: string, splitAfter: readonly string[] = []): AsyncGenerator<ListedObject> {
+export async function* listObjects(
+  s3: S3Context,
+  bucket: string,
+  prefix: string,
+  splitAfter: readonly string[] = [],
+  firstPage?: Promise<ListedPage>,
+): AsyncGenerator<ListedObject> {
   const splits = usableSplits(prefix, splitAfter);
   const ranges: Array<AsyncGenerator<ListedObject>> = [];
   let started = 0;
-  // Range i holds the keys after splits[i - 1] up to splits[i]; the last one runs to the end.
+  // Range i holds the keys after splits[i - 1] up to splits[i]; the last one runs to the end. The first one starts
+  // with `firstPage` when it was asked for already (listPage from the start: the same request with or without splits).
   const startMore = () => {
     while (ranges.length < RANGES_AHEAD && started <= splits.length) {
-      ranges.push(listRange(s3, bucket, prefix, splits[started - 1], splits[started]));
+      ranges.push(listRange(s3, bucket, prefix, splits[started - 1], splits[started], started === 0 ? firstPage : undefined));
       started++;
     }
   };
