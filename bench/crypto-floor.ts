@@ -14,14 +14,19 @@ export async function requireCryptoTools(): Promise<void> {
   await requireTool('openssl', ['version'], "the benchmark's floor runs it beside plain bak");
 }
 
-/** A shell command: scrypt at `cost` (openssl kdf), then AES-256-CTR and GMAC over every file under `repoDir`, the two at once. */
-export function cryptoFloorCommand(repoDir: string, cost: ScryptCost): string {
+/**
+ * A shell command: scrypt at `cost` (openssl kdf; none for a KMS slot, whose one Decrypt request is left out), then
+ * AES-256-CTR and GMAC over every file under `repoDir`, the two at once.
+ */
+export function cryptoFloorCommand(repoDir: string, cost: ScryptCost | undefined): string {
   const key = '00'.repeat(32);
   const kdf =
+    cost &&
     `openssl kdf -keylen 32 -kdfopt pass:bench -kdfopt hexsalt:${'ab'.repeat(16)} -kdfopt n:${2 ** cost.logN} -kdfopt r:${cost.r} ` +
     `-kdfopt p:${cost.p} -kdfopt maxmem_bytes:${2 ** 31} SCRYPT > /dev/null`;
   const files = `find '${repoDir}' -type f -print0 | xargs -0 -r cat`;
   const ctr = `${files} | openssl enc -aes-256-ctr -K ${key} -iv ${'00'.repeat(16)} > /dev/null`;
   const gmac = `${files} | openssl mac -cipher AES-256-GCM -macopt hexkey:${key} -macopt hexiv:${'00'.repeat(12)} GMAC > /dev/null`;
-  return `${kdf} && { ${ctr} & ${gmac} & wait; }`;
+  const aes = `{ ${ctr} & ${gmac} & wait; }`;
+  return cost ? `${kdf} && ${aes}` : aes;
 }

@@ -24,13 +24,17 @@
 //              and large random objects of --large-mib MiB (defaults 10000, 2000, 3, 64)
 //   --concurrency  bak --concurrency for S3 (default 8)
 //   --opens    `bak snapshots` runs of each kind for the open cost (default 5)
+//   --key      what opens the encrypted repositories: passphrase (default: a scrypt slot, BAK_PASSWORD) or aws-kms (an
+//              AWS KMS slot on the local-kms test server, made for the run: no key derivation, one Decrypt per command)
 //   --keep     keep the repositories, the temporary folder and the buckets (printed); restored databases are dropped anyway
-// Needs the test servers (bash scripts/servers/start.sh postgres minio) and openssl (the floor).
-import { existsSync } from 'node:fs';
+// Needs the test servers (bash scripts/servers/start.sh postgres minio, and kms for --key aws-kms) and openssl (the floor).
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { CreateKeyCommand, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Manifest } from '../src/repository/manifest.ts';
 import { minioClient, uniqueName } from '../test/helpers/backends.ts';
@@ -45,7 +49,7 @@ import { fillBucket } from './s3-bucket.ts';
 
 const USAGE =
   'usage: node bench/encryption.ts [--only postgres|s3] [--rounds N] [--dir D] [--keep] [--dataset realistic|pgbench] [--scale N] [--jobs N] ' +
-  '[--small N] [--json N] [--large N] [--large-mib N] [--concurrency N] [--opens N]';
+  '[--small N] [--json N] [--large N] [--large-mib N] [--concurrency N] [--opens N] [--key passphrase|aws-kms]';
 const { values: flags } = parseArgs({
   options: {
     only: { type: 'string' },
@@ -61,6 +65,7 @@ const { values: flags } = parseArgs({
     'large-mib': { type: 'string', default: '64' },
     concurrency: { type: 'string', default: '8' },
     opens: { type: 'string', default: '5' },
+    key: { type: 'string', default: 'passphrase' },
   },
 });
 const ROUNDS = Number(flags.rounds);
@@ -78,7 +83,8 @@ if (
   ![SMALL, JSON_LOGS, LARGE].every((n) => Number.isInteger(n) && n >= 0) ||
   SMALL + JSON_LOGS + LARGE === 0 ||
   !DATASETS.includes(DATASET) ||
-  (flags.only !== undefined && !['postgres', 's3'].includes(flags.only))
+  (flags.only !== undefined && !['postgres', 's3'].includes(flags.only)) ||
+  !['passphrase', 'aws-kms'].includes(flags.key)
 ) {
   throw new Error(USAGE);
 }
@@ -99,7 +105,19 @@ for (const name of ['BAK_PASSWORD', 'BAK_PASSWORD_FILE', 'BAK_PASSWORD_COMMAND',
   if (name === 'BAK_TEST_SCRYPT_LOG_N' && process.env[name]) console.error(`[bench] ignoring ${name}=${process.env[name]}: the benchmark runs scrypt at its default cost`);
   delete baseEnv[name];
 }
-const sideEnv = (side: Side): Record<string, string> => (side === 'encrypted' ? { BAK_PASSWORD: PASSPHRASE } : {});
+const KMS = flags.key === 'aws-kms';
+const sideEnv = (side: Side): Record<string, string> => (side === 'encrypted' && !KMS ? { BAK_PASSWORD: PASSPHRASE } : {});
+
+/** With --key aws-kms: the KMS key made for this run, as a repository's config names it. */
+let kmsSlot: { keyId: string; region: string; endpoint: string; accessKeyId: string; secretAccessKey: string } | undefined;
+
+/** How bak is told the repository: its path, or (an encrypted one with --key aws-kms) a config naming it with its KMS key. */
+function repoArgs(side: Side, repo: string): string[] {
+  if (side === 'plain' || !KMS) return ['--repo', repo];
+  const config = `${repo}.config.json`;
+  writeFileSync(config, JSON.stringify({ repositories: { enc: { url: pathToFileURL(repo).href, encryption: { awsKms: kmsSlot } } } }));
+  return ['--config', config, '--repo', 'enc'];
+}
 
 /** Runs a command under /usr/bin/time (peak RSS, CPU), timing it. Throws on a non-zero exit. */
 async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
@@ -109,7 +127,7 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
 }
 
 /** bak against `repo`, with the side's passphrase (encrypted) or none (plain). */
-const bak = (side: Side, repo: string, args: string[], env: Record<string, string> = {}) => run(BAK_BIN, ['--repo', repo, '--quiet', ...args], { ...env, ...sideEnv(side) });
+const bak = (side: Side, repo: string, args: string[], env: Record<string, string> = {}) => run(BAK_BIN, [...repoArgs(side, repo), '--quiet', ...args], { ...env, ...sideEnv(side) });
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -170,17 +188,17 @@ async function initRepo(side: Side, repo: string, inits: Measure, env: Record<st
   if (Boolean(marker.encryption) !== (side === 'encrypted')) throw new Error(`${repo}: expected a ${side} repository, got ${JSON.stringify(marker.encryption ?? 'plain')}`);
 }
 
-/** The key slot's scrypt parameters. */
-async function slotKdf(repo: string): Promise<ScryptCost & { name: string }> {
+/** The key slot's scrypt parameters (none for a KMS slot). */
+async function slotKdf(repo: string): Promise<(ScryptCost & { name: string }) | undefined> {
   const [file] = await readdir(path.join(repo, 'keys'));
-  const slot = JSON.parse(await readFile(path.join(repo, 'keys', file!), 'utf8')) as { kdf: { name: string; logN: number; r: number; p: number } };
+  const slot = JSON.parse(await readFile(path.join(repo, 'keys', file!), 'utf8')) as { kdf?: { name: string; logN: number; r: number; p: number } };
   return slot.kdf;
 }
 
 /** `main` (a plain bak run) with encryption's work on `plainRepo` done beside it by openssl: the wall time of both. */
 async function beside(plainRepo: string, main: () => Promise<RunResult>): Promise<number> {
   const started = performance.now();
-  await Promise.all([main(), run('sh', ['-c', cryptoFloorCommand(plainRepo, scrypt!)])]);
+  await Promise.all([main(), run('sh', ['-c', cryptoFloorCommand(plainRepo, scrypt)])]);
   return (performance.now() - started) / 1000;
 }
 
@@ -219,7 +237,7 @@ async function openCost(): Promise<Measure> {
   for (const side of turns(1)) await initRepo(side, repos[side], inits);
   const cost = await slotKdf(repos.encrypted);
   scrypt = cost;
-  kdf = `${cost.name} N=2^${cost.logN}, r=${cost.r}, p=${cost.p}`;
+  kdf = cost ? `passphrase slot: ${cost.name} N=2^${cost.logN}, r=${cost.r}, p=${cost.p}` : `AWS KMS slot on local-kms (${kmsSlot!.endpoint})`;
   for (let i = 1; i <= OPENS; i++) {
     for (const side of turns(i)) open.add(side, await bak(side, repos[side], ['snapshots']));
   }
@@ -436,8 +454,32 @@ function measureRows(m: Measure, openExtra: number): string[][] {
   ];
 }
 
+/** --key aws-kms: a KMS key of its own on the local-kms test server, scheduled for deletion when the run ends. */
+async function makeKmsKey(): Promise<() => Promise<unknown>> {
+  const kms = await requireServer('kms');
+  const credentials = { accessKeyId: 'bak-bench-kms', secretAccessKey: 'bak-bench-kms-secret' };
+  // A copy for the SDK: it marks the credentials object it is given ($source), which the config would then refuse.
+  const client = new KMSClient({ region: kms.region, endpoint: kms.endpoint, credentials: { ...credentials } });
+  const created = await client.send(new CreateKeyCommand({ Description: `bak bench/encryption.ts ${new Date().toISOString()}` }));
+  const keyId = created.KeyMetadata!.KeyId!;
+  kmsSlot = { keyId, region: kms.region, endpoint: kms.endpoint, ...credentials };
+  return async () => {
+    await client.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 })).catch(() => undefined);
+    client.destroy();
+  };
+}
+
 async function main(): Promise<void> {
   await requireCryptoTools();
+  const dropKmsKey = KMS ? await makeKmsKey() : undefined;
+  try {
+    await measureAll();
+  } finally {
+    await dropKmsKey?.();
+  }
+}
+
+async function measureAll(): Promise<void> {
   console.error(`[bench] repositories under ${tmpRoot}`);
   const open = await openCost();
   if (doPostgres) await postgres();
@@ -446,7 +488,7 @@ async function main(): Promise<void> {
   const openExtra = open.wall('encrypted') - open.wall('plain');
   const openCpuExtra = median(open.sides.encrypted.cpu) - median(open.sides.plain.cpu);
   console.log(
-    `\nEncrypted (AES-256-GCM, HMAC-SHA-256 blob names, passphrase slot: ${kdf}) vs plain repositories, ${ROUNDS} round(s)${ROUNDS > 1 ? ' (medians)' : ''}, ` +
+    `\nEncrypted (AES-256-GCM, HMAC-SHA-256 blob names, ${kdf}) vs plain repositories, ${ROUNDS} round(s)${ROUNDS > 1 ? ' (medians)' : ''}, ` +
       `taking turns (plain first in odd rounds); repositories in ${flags.dir}; ${cpus().length} cores`,
   );
   const header = ['measure', 'plain', 'encrypted', 'enc/plain', 'goal', ''];
