@@ -4,6 +4,9 @@ export const ExitCode = {
   failed: 1,
   usage: 2,
   mismatch: 3,
+  /** Stopped by SIGINT (Ctrl-C) or SIGTERM: 128 + the signal's number, as a shell reports a process it killed. */
+  interrupted: 130,
+  terminated: 143,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -37,6 +40,13 @@ export class ConfigError extends BakError {
 export class MismatchError extends BakError {
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
     super(message, ExitCode.mismatch, options);
+  }
+}
+
+/** The run was stopped by a signal; what it had started was stopped and cleaned up first. */
+export class InterruptedError extends BakError {
+  constructor(signal: 'SIGINT' | 'SIGTERM') {
+    super(`interrupted by ${signal}: stopped, nothing was committed`, signal === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated);
   }
 }
 

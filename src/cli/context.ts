@@ -10,6 +10,7 @@ import { openStore } from '../storage/open.ts';
 import { NO_PROGRESS, type ProgressSink } from '../util/progress.ts';
 import { stdoutOutput, type Output } from './output.ts';
 import { TerminalProgress } from './progress.ts';
+import { stopOnInterrupt } from './interrupt.ts';
 
 export interface GlobalOptions {
   config?: string;
@@ -33,6 +34,7 @@ export class CliContext {
   private readonly progressLine: TerminalProgress | undefined;
   private loaded: LoadedConfig | undefined;
   private readonly stores: ObjectStore[] = [];
+  private interrupt: AbortSignal | undefined;
 
   constructor(command: Command) {
     this.globals = command.optsWithGlobals<GlobalOptions>();
@@ -40,6 +42,12 @@ export class CliContext {
     this.progressLine = showProgress ? new TerminalProgress({ forced: !process.stderr.isTTY }) : undefined;
     this.log = createLogger({ verbose: this.globals.verbose, quiet: this.globals.quiet, json: this.globals.json, sink: this.progressLine });
     this.out = stdoutOutput(Boolean(this.globals.json));
+  }
+
+  /** Aborted by the first SIGINT or SIGTERM (see stopOnInterrupt); for the commands that clean up before they exit. */
+  interruptSignal(): AbortSignal {
+    this.interrupt ??= stopOnInterrupt(this.log);
+    return this.interrupt;
   }
 
   get config(): LoadedConfig {

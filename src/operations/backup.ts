@@ -30,11 +30,12 @@ export async function openForBackup(
   engine: Engine,
   source: Source,
   open: () => Promise<Repository>,
-  options: { log: Logger; lockWaitMs: number },
+  options: { log: Logger; lockWaitMs: number; signal?: AbortSignal | undefined },
 ): Promise<{ repo: Repository; early: EarlyStart | undefined }> {
   const starting = options.lockWaitMs === 0 ? engine.startBackup?.(source, options.log) : undefined;
   try {
     const repo = await open();
+    options.signal?.throwIfAborted();
     return { repo, early: await starting };
   } catch (err) {
     await starting?.then((early) => early.cancel()).catch(() => undefined);
@@ -51,6 +52,7 @@ export async function runBackup(repo: Repository, request: BackupRequest): Promi
   let parent: Manifest | undefined;
   let writer: SnapshotWriter;
   try {
+    request.signal?.throwIfAborted();
     parent = await repo.latestSnapshot(sourceKeyOf(engine.name, source.uri), engine.resumesPartial ? ['complete', 'partial'] : 'complete');
     writer = await repo.beginSnapshot({
       engine: engine.name,
@@ -77,6 +79,7 @@ export async function runBackup(repo: Repository, request: BackupRequest): Promi
       progress: request.progress,
       ...(request.signal ? { signal: request.signal } : {}),
     });
+    request.signal?.throwIfAborted(); // stopped after the engine finished: still nothing is committed
     return await writer.commit({
       engineDetails: result.engineDetails,
       externalData: result.externalData ?? false,
@@ -84,6 +87,8 @@ export async function runBackup(repo: Repository, request: BackupRequest): Promi
     });
   } catch (err) {
     await writer.abort().catch(() => undefined);
+    // Interrupted: what the engine failed with (pg_dump killed, a socket closed) is the consequence, not the news.
+    if (request.signal?.aborted) throw request.signal.reason;
     if (err instanceof Error) err.message = scrubSecrets(err.message, source.secrets);
     throw err;
   }

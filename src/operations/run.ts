@@ -21,6 +21,8 @@ export interface JobSettings {
   lockWaitMs: number;
   graceMs: number;
   metricsFile?: string | undefined;
+  /** Aborted by an interrupt: the running job stops and cleans up, no further job or prune starts. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface RunRequest extends JobSettings {
@@ -76,9 +78,10 @@ export async function runJobs(request: RunRequest): Promise<RunReport> {
     if (forgotIn) toPrune.set(forgotIn.description, forgotIn);
     outcomes.push(outcome);
     request.onJobDone?.(outcome);
+    if (request.signal?.aborted) break;
   }
   const prunes: RepositoryPrune[] = [];
-  if (request.prune) {
+  if (request.prune && !request.signal?.aborted) {
     for (const [description, repo] of toPrune) {
       try {
         const gc = await runGc(repo, {
@@ -131,7 +134,7 @@ export async function runJob(request: JobRequest): Promise<JobResult> {
   let inRetention = false;
   try {
     const { engine, source } = prepareSource(request.config, { job, ...(request.overrides ? { overrides: request.overrides } : {}) }, request.configFile);
-    const opened = await openForBackup(engine, source, () => request.openRepository(job), { log, lockWaitMs: request.lockWaitMs });
+    const opened = await openForBackup(engine, source, () => request.openRepository(job), { log, lockWaitMs: request.lockWaitMs, signal: request.signal });
     repo = opened.repo;
     const manifest = await runBackup(repo, {
       early: opened.early,
@@ -143,6 +146,7 @@ export async function runJob(request: JobRequest): Promise<JobResult> {
       concurrency: request.concurrency,
       lockWaitMs: request.lockWaitMs,
       progress: request.progress,
+      signal: request.signal,
     });
     result.manifest = manifest;
     Object.assign(outcome, { snapshot: manifest.id, status: manifest.status, bytes: manifest.totals.bytes, newBytes: manifest.totals.newBytes });

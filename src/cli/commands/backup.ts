@@ -135,6 +135,7 @@ export function registerBackup(program: Command): void {
             log: ctx.log,
             concurrency: ctx.concurrency,
             lockWaitMs: durationMs(flags.lockWait),
+            signal: ctx.interruptSignal(),
             graceMs: 0,
             retention: false,
             overrides: engineFlags,
@@ -148,9 +149,10 @@ export function registerBackup(program: Command): void {
           if (flags.metricsFile !== undefined) throw new UsageError('--metrics-file needs --job: metrics are kept per job');
           const { engine, source } = prepareSource(ctx.config.config, { uri, engine: flags.engine, overrides: engineFlags }, ctx.config.file);
           const lockWaitMs = durationMs(flags.lockWait);
-          const { repo, early } = await openForBackup(engine, source, () => ctx.openRepository(), { log: ctx.log, lockWaitMs });
+          const signal = ctx.interruptSignal();
+          const { repo, early } = await openForBackup(engine, source, () => ctx.openRepository(), { log: ctx.log, lockWaitMs, signal });
           const progress = ctx.startProgress(`backup ${source.uri}`);
-          manifest = await runBackup(repo, { engine, source, tags, log: ctx.log, concurrency: ctx.concurrency, lockWaitMs, progress, early });
+          manifest = await runBackup(repo, { engine, source, tags, log: ctx.log, concurrency: ctx.concurrency, lockWaitMs, progress, early, signal });
         }
         ctx.endProgress(manifest.status === 'complete');
         const seconds = ((Date.now() - started) / 1000).toFixed(1);

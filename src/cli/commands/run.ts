@@ -56,6 +56,7 @@ export function registerRun(program: Command): void {
           log: ctx.log,
           concurrency: ctx.concurrency,
           lockWaitMs: durationMs(flags.lockWait),
+          signal: ctx.interruptSignal(),
           graceMs: durationMs(flags.gracePeriod ?? config.defaults.pruneGracePeriod ?? '24h'),
           prune: flags.prune,
           metricsFile: flags.metricsFile ?? config.defaults.metricsFile,
@@ -64,6 +65,8 @@ export function registerRun(program: Command): void {
         });
         if (ctx.out.json) printJson(ctx.out, report);
         else ctx.out.write(render(report));
+        const interrupted = ctx.interruptSignal();
+        if (interrupted.aborted) throw interrupted.reason;
         return report.ok ? ExitCode.ok : ExitCode.failed;
       }),
     );

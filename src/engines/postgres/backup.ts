@@ -138,6 +138,7 @@ export async function backupPostgres(ctx: BackupContext & { source: PostgresSour
   const start = ctx.early instanceof PostgresBackupStart ? ctx.early : new PostgresBackupStart(source, log);
   try {
     const { version, selected, tools } = await start.plan;
+    ctx.signal?.throwIfAborted();
 
     // Roles and tablespaces are dumped alongside the first database, not before it.
     const globals = source.options.globals ? backupGlobals(ctx, tools) : Promise.resolve();
@@ -151,6 +152,7 @@ export async function backupPostgres(ctx: BackupContext & { source: PostgresSour
           if (!dump) throw new BakError('the dump was cancelled');
           dumped.push(await backupDatabase(ctx, dump));
         } catch (err) {
+          if (ctx.signal?.aborted) throw ctx.signal.reason;
           const message = `database "${db.name}": ${(err as Error).message}`;
           if (!source.options.allowPartial) throw new BakError(message, 1, { cause: err });
           log.error(message);
@@ -246,6 +248,10 @@ async function storeDump(ctx: BackupContext & { source: PostgresSource }, dump: 
   const { source, writer } = ctx;
   const { db, dir, progress } = dump;
   const jobs = source.options.jobs ?? 2;
+  // Interrupted (bak stops on SIGINT/SIGTERM): pg_dump is stopped, and the followers end with its failure.
+  const stopOnAbort = () => dump.stop.abort();
+  ctx.signal?.addEventListener('abort', stopOnAbort, { once: true });
+  if (ctx.signal?.aborted) stopOnAbort();
   const ingest = new DumpIngestWorker(ctx.repo.blobs.chunkingParams, ctx.repo.blobs.writeConcurrency);
   dump.exited.then(
     () => ingest.dumpExited(),
@@ -323,6 +329,7 @@ async function storeDump(ctx: BackupContext & { source: PostgresSource }, dump: 
     if (!progress.exited) dump.stop.abort();
     await dump.exited.catch(() => undefined);
     await ingest.close();
+    ctx.signal?.removeEventListener('abort', stopOnAbort);
   }
 }
 

@@ -232,6 +232,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
         throw new UsageError(`bucket ${bucket} has versioning ${status.Status ? status.Status.toLowerCase() : 'off'}: versions mode needs a versioned bucket (or use --mode copy)`);
       }
       for await (const v of listCurrentVersions(s3, bucket, prefix)) {
+        ctx.signal?.throwIfAborted();
         if (!wanted(v.key.slice(prefix.length))) continue;
         await index.add(v);
         stats.objects++;
@@ -261,6 +262,7 @@ export async function backupS3(ctx: BackupContext & { source: S3Source }): Promi
         progress?.advance(1, entry.size);
       });
       for await (const obj of listObjects(s3, bucket, prefix, parentSplits(ctx.parent, prefix), start.firstPage)) {
+        ctx.signal?.throwIfAborted(); // interrupted: no more GETs; the finally below closes the clients
         splits.add(obj.key);
         if (!wanted(obj.key.slice(prefix.length))) continue;
         progress?.expect(1, obj.size);

@@ -1,0 +1,127 @@
+// An operator's Ctrl-C, or a SIGTERM sent to bak alone (timeout(1), a cancelled CI job), during a backup: bak stops
+// what the engine runs, removes its staging, abandons the snapshot (its lock released) and exits 130 / 143, rather
+// than dying on the spot with pg_dump running on, staging and lock left behind. PostgreSQL: pg_dump is kept running by
+// a table lock the test holds, so the signal always arrives mid-dump. S3: a bucket of 3,000 objects copied one GET at
+// a time, signalled as soon as the snapshot begins.
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BAK_BIN, runBak, show } from '../helpers/cli.ts';
+import { mapLimit } from '../../src/util/concurrency.ts';
+import { minioClient, uniqueName } from '../helpers/backends.ts';
+import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uniqueDbName, withClient, type PgServer } from '../helpers/postgres.ts';
+import { awsEnv, createBucket, deleteBucketCompletely, s3Flags, type Minio } from '../helpers/s3-fixture.ts';
+import { requireServer } from '../helpers/servers.ts';
+
+describe('bak backup stopped by a signal', () => {
+  let server: PgServer;
+  let work: string;
+  let repoDir: string;
+  let staging: string;
+  const db = uniqueDbName('bakintr');
+
+  beforeAll(async () => {
+    server = await requirePostgres();
+    work = await mkdtemp(path.join(tmpdir(), 'bak-interrupt-'));
+    repoDir = path.join(work, 'repo');
+    staging = path.join(work, 'staging');
+    const init = await runBak(['init', repoDir]);
+    expect(init.code, show(init)).toBe(0);
+    await createDatabase(server, db);
+    await query(server, db, `CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g`);
+  });
+
+  afterAll(async () => {
+    if (server) await dropDatabase(server, db).catch(() => undefined);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  const pgDumpSessions = async () =>
+    Number((await query(server, 'postgres', `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '${db}' AND application_name = 'pg_dump'`))[0]!.n);
+  const eventually = async (check: () => Promise<boolean>, ms: number) => {
+    for (const until = Date.now() + ms; Date.now() < until; await sleep(50)) if (await check()) return true;
+    return check();
+  };
+
+  /** Runs bak backup in its own process group, sends `signal` to bak alone once pg_dump is connected; its exit and stderr. */
+  const interruptedBackup = async (signal: 'SIGINT' | 'SIGTERM') => {
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging);
+    return withClient(server, db, async (c: pg.Client) => {
+      await c.query('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
+      try {
+        const child = spawn(BAK_BIN, ['--repo', repoDir, 'backup', pgUri(server, db)], {
+          env: { ...process.env, ...pgEnv(server), BAK_CONFIG: '', BAK_REPOSITORY: '', TMPDIR: staging },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true, // its own process group: the signal goes to bak only, not to pg_dump as a terminal's would
+        });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+        expect(await eventually(async () => (await pgDumpSessions()) > 0, 10_000), 'pg_dump never connected').toBe(true);
+        child.kill(signal);
+        const code = await exited;
+        return { code, stderr };
+      } finally {
+        await c.query('ROLLBACK');
+      }
+    });
+  };
+
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    it(`${signal}: exit ${code}, pg_dump stopped, no staging, no lock, no snapshot`, async () => {
+      const r = await interruptedBackup(signal);
+      expect(r.code, r.stderr).toBe(code);
+      expect(r.stderr).toContain(`${signal}: stopping and cleaning up`);
+      expect(r.stderr).toContain(`interrupted by ${signal}`);
+      expect(await eventually(async () => (await pgDumpSessions()) === 0, 5000)).toBe(true);
+      expect(await readdir(staging)).toEqual([]);
+      expect(await readdir(path.join(repoDir, 'locks')).catch(() => [])).toEqual([]);
+      const snapshots = await runBak(['--repo', repoDir, 'snapshots', '--json']);
+      expect(JSON.parse(snapshots.stdout).snapshots).toEqual([]);
+    }, 30_000);
+  }
+
+  it('SIGINT during an S3 backup: exit 130, no lock, no snapshot', async () => {
+    const minio: Minio = await requireServer('minio');
+    const s3 = minioClient(minio);
+    const bucket = uniqueName('bak-intr');
+    try {
+      await createBucket(s3, bucket);
+      await mapLimit(Array.from({ length: 3000 }, (_, i) => i), 32, (i) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: `k/${i}`, Body: `object ${i}` })));
+      const child = spawn(BAK_BIN, ['--repo', repoDir, '--concurrency', '1', 'backup', `s3://${bucket}`, ...s3Flags(minio.endpoint)], {
+        env: { ...process.env, ...awsEnv(minio), BAK_CONFIG: '', BAK_REPOSITORY: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      const begun = new Promise<void>((resolve) =>
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes(`of s3://${bucket}`)) resolve();
+        }),
+      );
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      await begun;
+      child.kill('SIGINT');
+      expect(await exited, stderr).toBe(130);
+      expect(stderr).toContain('interrupted by SIGINT');
+      // It stopped at once, not after copying the bucket: far fewer than 3,000 blobs were written.
+      const blobs = (await readdir(path.join(repoDir, 'blobs'), { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile());
+      expect(blobs.length).toBeLessThan(1500);
+      expect(await readdir(path.join(repoDir, 'locks')).catch(() => [])).toEqual([]);
+      const snapshots = await runBak(['--repo', repoDir, 'snapshots', '--json']);
+      expect(JSON.parse(snapshots.stdout).snapshots).toEqual([]);
+    } finally {
+      await deleteBucketCompletely(s3, bucket).catch(() => undefined);
+      s3.destroy();
+    }
+  }, 60_000);
+});
