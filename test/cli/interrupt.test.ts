@@ -8,10 +8,11 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BAK_BIN, runBak, show } from '../helpers/cli.ts';
+import { BAK_BIN, runBak, show, writeConfig } from '../helpers/cli.ts';
 import { mapLimit } from '../../src/util/concurrency.ts';
 import { minioClient, uniqueName } from '../helpers/backends.ts';
 import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uniqueDbName, withClient, type PgServer } from '../helpers/postgres.ts';
@@ -122,6 +123,46 @@ describe('bak backup stopped by a signal', () => {
     } finally {
       await deleteBucketCompletely(s3, bucket).catch(() => undefined);
       s3.destroy();
+    }
+  }, 60_000);
+
+  it('SIGINT during bak run: the running job stops and cleans up, the next job never starts, exit 130', async () => {
+    const second = `${db}_second`;
+    await createDatabase(server, second);
+    try {
+      const config = await writeConfig({
+        repositories: { r: { url: pathToFileURL(repoDir).href } },
+        defaults: { repository: 'r' },
+        jobs: { a: { engine: 'postgres', source: pgUri(server, db) }, b: { engine: 'postgres', source: pgUri(server, second) } },
+      });
+      await rm(staging, { recursive: true, force: true });
+      await mkdir(staging);
+      const run = await withClient(server, db, async (c: pg.Client) => {
+        await c.query('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
+        try {
+          const child = spawn(BAK_BIN, ['--config', config, 'run', '--job', 'a', '--job', 'b'], {
+            env: { ...process.env, ...pgEnv(server), BAK_CONFIG: '', BAK_REPOSITORY: '', TMPDIR: staging },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let stderr = '';
+          child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+          expect(await eventually(async () => (await pgDumpSessions()) > 0, 10_000), 'pg_dump never connected').toBe(true);
+          child.kill('SIGINT');
+          return { code: await exited, stderr };
+        } finally {
+          await c.query('ROLLBACK');
+        }
+      });
+      expect(run.code, run.stderr).toBe(130);
+      expect(run.stderr).toContain('job a FAILED');
+      expect(run.stderr).not.toContain('job b');
+      expect(await readdir(staging)).toEqual([]);
+      expect(await readdir(path.join(repoDir, 'locks')).catch(() => [])).toEqual([]);
+      const snapshots = await runBak(['--repo', repoDir, 'snapshots', '--json']);
+      expect(JSON.parse(snapshots.stdout).snapshots).toEqual([]);
+    } finally {
+      await dropDatabase(server, second).catch(() => undefined);
     }
   }, 60_000);
 });
