@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type pg from 'pg';
@@ -15,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BAK_BIN, runBak, show, writeConfig } from '../helpers/cli.ts';
 import { mapLimit } from '../../src/util/concurrency.ts';
 import { minioClient, uniqueName } from '../helpers/backends.ts';
-import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uniqueDbName, withClient, type PgServer } from '../helpers/postgres.ts';
+import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uniqueDbName, withClient, eventually, pgDumpSessions, type PgServer } from '../helpers/postgres.ts';
 import { awsEnv, createBucket, deleteBucketCompletely, s3Flags, type Minio } from '../helpers/s3-fixture.ts';
 import { requireServer } from '../helpers/servers.ts';
 
@@ -42,12 +41,7 @@ describe('bak backup stopped by a signal', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const pgDumpSessions = async () =>
-    Number((await query(server, 'postgres', `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '${db}' AND application_name = 'pg_dump'`))[0]!.n);
-  const eventually = async (check: () => Promise<boolean>, ms: number) => {
-    for (const until = Date.now() + ms; Date.now() < until; await sleep(50)) if (await check()) return true;
-    return check();
-  };
+  const pgDumpsOnDb = () => pgDumpSessions(server, db);
 
   /** Runs bak backup in its own process group, sends `signal` to bak alone once pg_dump is connected; its exit and stderr. */
   const interruptedBackup = async (signal: 'SIGINT' | 'SIGTERM') => {
@@ -64,7 +58,7 @@ describe('bak backup stopped by a signal', () => {
         let stderr = '';
         child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
         const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-        expect(await eventually(async () => (await pgDumpSessions()) > 0, 10_000), 'pg_dump never connected').toBe(true);
+        expect(await eventually(async () => (await pgDumpsOnDb()) > 0, 10_000), 'pg_dump never connected').toBe(true);
         child.kill(signal);
         const code = await exited;
         return { code, stderr };
@@ -83,7 +77,7 @@ describe('bak backup stopped by a signal', () => {
       expect(r.code, r.stderr).toBe(code);
       expect(r.stderr).toContain(`${signal}: stopping and cleaning up`);
       expect(r.stderr).toContain(`interrupted by ${signal}`);
-      expect(await eventually(async () => (await pgDumpSessions()) === 0, 5000)).toBe(true);
+      expect(await eventually(async () => (await pgDumpsOnDb()) === 0, 5000)).toBe(true);
       expect(await readdir(staging)).toEqual([]);
       expect(await readdir(path.join(repoDir, 'locks')).catch(() => [])).toEqual([]);
       const snapshots = await runBak(['--repo', repoDir, 'snapshots', '--json']);
@@ -147,7 +141,7 @@ describe('bak backup stopped by a signal', () => {
           let stderr = '';
           child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
           const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-          expect(await eventually(async () => (await pgDumpSessions()) > 0, 10_000), 'pg_dump never connected').toBe(true);
+          expect(await eventually(async () => (await pgDumpsOnDb()) > 0, 10_000), 'pg_dump never connected').toBe(true);
           child.kill('SIGINT');
           return { code: await exited, stderr };
         } finally {

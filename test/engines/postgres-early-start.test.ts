@@ -6,7 +6,6 @@
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +13,7 @@ import { PassphraseSource } from '../../src/repository/encryption/passphrase.ts'
 import { Repository } from '../../src/repository/repository.ts';
 import { openStore } from '../../src/storage/open.ts';
 import { json, runBak, show } from '../helpers/cli.ts';
-import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uniqueDbName, withClient, type PgServer } from '../helpers/postgres.ts';
+import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uniqueDbName, withClient, eventually, pgDumpSessions, type PgServer } from '../helpers/postgres.ts';
 import type { Manifest } from '../../src/repository/manifest.ts';
 
 const PASSPHRASE = 'early start: the right passphrase';
@@ -50,14 +49,7 @@ describe('postgres backup started while the repository opens', () => {
       env: { ...pgEnv(server), BAK_PASSWORD: '', TMPDIR: staging },
     });
   };
-  /** pg_dump sessions on the test database, as the server sees them. */
-  const pgDumpSessions = async () =>
-    Number((await query(server, 'postgres', `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '${db}' AND application_name = 'pg_dump'`))[0]!.n);
-  /** Polls until `check` holds (true) or the time is up (false). */
-  const eventually = async (check: () => Promise<boolean>, ms: number) => {
-    for (const until = Date.now() + ms; Date.now() < until; await sleep(50)) if (await check()) return true;
-    return check();
-  };
+  const pgDumpsOnDb = () => pgDumpSessions(server, db);
   const snapshotCount = async () => {
     const repo = await Repository.open(await openStore({ url: pathToFileURL(repoDir).href }), { keys: [new PassphraseSource('test', async () => PASSPHRASE)] });
     let n = 0;
@@ -80,11 +72,11 @@ describe('postgres backup started while the repository opens', () => {
     await holdingTable(async () => {
       const running = backup('not the passphrase', 2);
       // pg_dump connects while the password command still sleeps.
-      expect(await eventually(async () => (await pgDumpSessions()) > 0, 1900)).toBe(true);
+      expect(await eventually(async () => (await pgDumpsOnDb()) > 0, 1900)).toBe(true);
       const r = await running;
       expect(r.code, show(r)).toBe(2);
       expect(r.stderr).toContain('no key opened it');
-      expect(await eventually(async () => (await pgDumpSessions()) === 0, 5000)).toBe(true);
+      expect(await eventually(async () => (await pgDumpsOnDb()) === 0, 5000)).toBe(true);
     });
     expect(await readdir(staging)).toEqual([]);
     expect(await snapshotCount()).toBe(0);
@@ -96,11 +88,11 @@ describe('postgres backup started while the repository opens', () => {
     try {
       await holdingTable(async () => {
         const running = backup(PASSPHRASE, 1);
-        expect(await eventually(async () => (await pgDumpSessions()) > 0, 900)).toBe(true);
+        expect(await eventually(async () => (await pgDumpsOnDb()) > 0, 900)).toBe(true);
         const r = await running;
         expect(r.code, show(r)).toBe(1);
         expect(r.stderr).toMatch(/lock/i);
-        expect(await eventually(async () => (await pgDumpSessions()) === 0, 5000)).toBe(true);
+        expect(await eventually(async () => (await pgDumpsOnDb()) === 0, 5000)).toBe(true);
       });
     } finally {
       await lock.release();

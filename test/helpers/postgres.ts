@@ -215,3 +215,14 @@ export function unusedPort(): Promise<number> {
     });
   });
 }
+
+/** pg_dump sessions connected to `database`, as the server sees them (pg_stat_activity). */
+export async function pgDumpSessions(server: PgServer, database: string): Promise<number> {
+  return Number((await query(server, 'postgres', `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_dump'`, [database]))[0]!.n);
+}
+
+/** Polls `check` every 50 ms until it holds (true) or `ms` have passed (its last answer). */
+export async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  for (const until = Date.now() + ms; Date.now() < until; await new Promise((resolve) => setTimeout(resolve, 50))) if (await check()) return true;
+  return check();
+}
