@@ -45,8 +45,10 @@ export class MismatchError extends BakError {
 
 /** The run was stopped by a signal; what it had started was stopped and cleaned up first. */
 export class InterruptedError extends BakError {
-  constructor(signal: 'SIGINT' | 'SIGTERM') {
-    super(`interrupted by ${signal}: stopped, nothing was committed`, signal === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated);
+  readonly signal: 'SIGINT' | 'SIGTERM';
+  constructor(signal: 'SIGINT' | 'SIGTERM', outcome = 'stopped, nothing was committed', hint?: string) {
+    super(`interrupted by ${signal}: ${outcome}`, signal === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated, { hint });
+    this.signal = signal;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { RestoreReport, RestoreTarget } from '../engines/engine.ts';
+import { InterruptedError } from '../errors.ts';
 import { getEngine } from '../engines/registry.ts';
 import type { Logger } from '../log.ts';
 import type { Manifest } from '../repository/manifest.ts';
@@ -12,6 +13,8 @@ export interface RestoreRequest {
   log: Logger;
   concurrency: number;
   progress?: ProgressSink | undefined;
+  /** Aborted by an interrupt: the engine stops what it runs (pg_restore, uploads) and the restore fails with exit 130/143. */
+  signal?: AbortSignal | undefined;
 }
 
 /** The snapshot a restore means: an id (or unique prefix), or a source's newest one at or before a time. */
@@ -34,8 +37,15 @@ export async function runRestore(repo: Repository, manifest: Manifest, request: 
   progress.expect(manifest.totals.items, manifest.totals.bytes);
   progress.totalsKnown();
   const stopObserving = repo.blobs.observeReads((bytes) => progress.advance(0, bytes));
+  const signal = request.signal;
   try {
-    return await engine.restore({ repo, log: request.log, concurrency: request.concurrency, progress }, manifest, request.target);
+    return await engine.restore({ repo, log: request.log, concurrency: request.concurrency, progress, ...(signal ? { signal } : {}) }, manifest, request.target);
+  } catch (err) {
+    // Interrupted: the engine's own failure (pg_restore killed) is the consequence. What it wrote stays where it is.
+    if (signal?.aborted && signal.reason instanceof InterruptedError) {
+      throw new InterruptedError(signal.reason.signal, 'the restore stopped part-way: the target holds what was restored so far', 'restore again into a fresh target, or with --clean (PostgreSQL) to replace what is there');
+    }
+    throw err;
   } finally {
     stopObserving();
     await lock?.release();

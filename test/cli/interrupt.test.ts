@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BAK_BIN, runBak, show, writeConfig } from '../helpers/cli.ts';
@@ -159,4 +159,76 @@ describe('bak backup stopped by a signal', () => {
       await dropDatabase(server, second).catch(() => undefined);
     }
   }, 60_000);
+
+  it('SIGINT during a PostgreSQL restore: pg_restore stopped, no staging, no lock, exit 130 saying the target is partly restored', async () => {
+    const big = `${db}_big`;
+    const target = `${db}_restored`;
+    await createDatabase(server, big);
+    try {
+      // Enough rows that pg_restore is still at work a few milliseconds after it starts.
+      await query(server, big, `CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t SELECT g, repeat('x', 40) || g FROM generate_series(1, 200000) g`);
+      const backup = await runBak(['--repo', repoDir, 'backup', pgUri(server, big), '--json'], { env: pgEnv(server) });
+      expect(backup.code, show(backup)).toBe(0);
+      const id = JSON.parse(backup.stdout).id as string;
+      await rm(staging, { recursive: true, force: true });
+      await mkdir(staging);
+      const child = spawn(BAK_BIN, ['--repo', repoDir, 'restore', id, '--to', pgUri(server), '--as', target], {
+        env: { ...process.env, ...pgEnv(server), BAK_CONFIG: '', BAK_REPOSITORY: '', TMPDIR: staging },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      let stderr = '';
+      const started = new Promise<void>((resolve) =>
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes(`into ${target}`)) resolve();
+        }),
+      );
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      await started;
+      child.kill('SIGINT');
+      expect(await exited, stderr).toBe(130);
+      expect(stderr).toContain('interrupted by SIGINT: the restore stopped part-way');
+      const sessions = async () => Number((await query(server, 'postgres', `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1`, [target]))[0]!.n);
+      expect(await eventually(async () => (await sessions()) === 0, 5000)).toBe(true);
+      expect(await readdir(staging)).toEqual([]);
+      expect(await readdir(path.join(repoDir, 'locks')).catch(() => [])).toEqual([]);
+    } finally {
+      await dropDatabase(server, target).catch(() => undefined);
+      await dropDatabase(server, big).catch(() => undefined);
+    }
+  }, 60_000);
+
+  it('SIGINT during an S3 restore: no upload after it, no lock, exit 130', async () => {
+    const minio: Minio = await requireServer('minio');
+    const s3 = minioClient(minio);
+    const [source, target] = [uniqueName('bak-intr-src'), uniqueName('bak-intr-dst')];
+    try {
+      await createBucket(s3, source);
+      await createBucket(s3, target);
+      await mapLimit(Array.from({ length: 3000 }, (_, i) => i), 32, (i) => s3.send(new PutObjectCommand({ Bucket: source, Key: `k/${i}`, Body: `object ${i}` })));
+      const env = { ...awsEnv(minio) };
+      const backup = await runBak(['--repo', repoDir, 'backup', `s3://${source}`, ...s3Flags(minio.endpoint), '--json'], { env });
+      expect(backup.code, show(backup)).toBe(0);
+      const id = JSON.parse(backup.stdout).id as string;
+      const child = spawn(BAK_BIN, ['--repo', repoDir, '--concurrency', '1', 'restore', id, '--to', `s3://${target}`, '--endpoint', minio.endpoint, '--path-style'], {
+        env: { ...process.env, ...env, BAK_CONFIG: '', BAK_REPOSITORY: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      const restored = async () => (await s3.send(new ListObjectsV2Command({ Bucket: target, MaxKeys: 1000 }))).KeyCount ?? 0;
+      expect(await eventually(async () => (await restored()) > 0, 20_000), 'no object was restored').toBe(true);
+      child.kill('SIGINT');
+      expect(await exited, stderr).toBe(130);
+      expect(stderr).toContain('interrupted by SIGINT: the restore stopped part-way');
+      // It stopped at once, not after uploading the bucket.
+      expect(await restored()).toBeLessThan(1000);
+      expect(await readdir(path.join(repoDir, 'locks')).catch(() => [])).toEqual([]);
+    } finally {
+      for (const b of [source, target]) await deleteBucketCompletely(s3, b).catch(() => undefined);
+      s3.destroy();
+    }
+  }, 90_000);
 });

@@ -109,6 +109,7 @@ export function registerRestore(program: Command): void {
             log: ctx.log,
             concurrency: ctx.concurrency,
             progress: flags.dryRun ? undefined : ctx.startProgress(`restore ${manifest.id}`),
+            signal: ctx.interruptSignal(),
           });
         } catch (err) {
           // A failed or mismatching restore still reports what it did, for programs reading --json.

@@ -116,6 +116,7 @@ export async function restorePostgres(ctx: EngineContext, manifest: Manifest, ta
     if (options.checkOnly) ctx.progress?.advance(0, manifest.totals.bytes);
     const checked = (bytes: number) => ctx.progress?.advance(0, bytes);
     for (const [i, plan] of plans.entries()) {
+      ctx.signal?.throwIfAborted();
       const db = dbs[i]!;
       if (plan.action === 'clean') {
         // --clean replaces the database whole: pg_restore's own --clean cannot drop partitions' inherited
@@ -217,6 +218,10 @@ async function restoreDatabase(
       if (failed === null) failed = err;
       stop.abort();
     };
+    // Interrupted (bak stops on SIGINT/SIGTERM): every pg_restore is stopped, as on a failure.
+    const interrupted = () => fail(ctx.signal!.reason);
+    ctx.signal?.addEventListener('abort', interrupted, { once: true });
+    if (ctx.signal?.aborted) interrupted();
     if (!lanes) {
       await pgRestore([`--jobs=${options.jobs}`]).catch(fail);
     } else {
@@ -234,6 +239,7 @@ async function restoreDatabase(
     }
     // A failure feeding a pipe explains pg_restore being stopped: it is the error to report.
     await feeder.finish(failed === null);
+    ctx.signal?.removeEventListener('abort', interrupted);
     if (failed !== null) throw failed;
   } finally {
     await rm(staging, { recursive: true, force: true });

@@ -116,6 +116,7 @@ export async function restoreS3(ctx: EngineContext, manifest: Manifest, target: 
 
   try {
     for await (const raw of readIndex(ctx.repo.blobs, ref)) {
+      ctx.signal?.throwIfAborted(); // interrupted: no more uploads; those in flight end as the clients close
       const entry = details.mode === 'copy' ? copyEntrySchema.parse(raw) : versionEntrySchema.parse(raw);
       if (!wanted(entry.key.slice(details.prefix.length))) continue;
       const key = targetKeyOf(entry.key);
