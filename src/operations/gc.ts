@@ -1,6 +1,6 @@
 import type { EngineContext } from '../engines/engine.ts';
 import { findEngine } from '../engines/registry.ts';
-import { BakError } from '../errors.ts';
+import { BakError, InterruptedError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { BLOBS_PREFIX, blobKey } from '../repository/blobs.ts';
 import { readIndex } from '../repository/index-blobs.ts';
@@ -36,6 +36,8 @@ export interface GcRequest {
   now?: Date;
   /** The prune's progress: blobs looked at (all of them, listed as they stream) and deleted. */
   progress?: ProgressSink | undefined;
+  /** Aborted by an interrupt: gc stops between steps (each is safe to stop after, see runGc) and releases its lock. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface GcGroupReport {
@@ -94,6 +96,7 @@ export async function runGc(repo: Repository, request: GcRequest): Promise<GcRep
       if (!(await releaseFromTrash(repo, ctx, obj.key))) report.releasePending.push(obj.key);
     }
     for (const key of forget) {
+      request.signal?.throwIfAborted();
       lock!.assertHeld();
       const trashKey = `${TRASH_PREFIX}${key.slice('snapshots/'.length)}`;
       await repo.store.put(trashKey, await repo.store.getBuffer(key));
@@ -103,6 +106,11 @@ export async function runGc(repo: Repository, request: GcRequest): Promise<GcRep
     }
     if (request.prune) report.prune = await prune(repo, request, now, new Set(), lock);
     return report;
+  } catch (err) {
+    if (request.signal?.aborted && request.signal.reason instanceof InterruptedError) {
+      throw new InterruptedError(request.signal.reason.signal, 'gc stopped part-way: what it deleted is gone, the rest is left for the next gc (nothing referenced was touched)');
+    }
+    throw err;
   } finally {
     await lock?.release();
   }
@@ -174,6 +182,7 @@ async function prune(repo: Repository, request: GcRequest, now: Date, forgetting
   // Exact ids here (few): skipping an index on a prefix match could leave its entries' blobs unmarked.
   const indexesRead = new Set<string>();
   for await (const entry of repo.listSnapshots()) {
+    request.signal?.throwIfAborted();
     if ('error' in entry) throw new BakError(`${entry.error}; prune stopped before deleting anything`);
     if (forgetting.has(entry.key)) continue;
     const m = entry.manifest;
@@ -197,8 +206,10 @@ async function prune(repo: Repository, request: GcRequest, now: Date, forgetting
   const cutoff = now.getTime() - request.graceMs;
   const pool = new TaskPool(request.concurrency);
   progress?.activity(request.dryRun ? 'prune (dry run): listing blobs' : 'prune: listing blobs, deleting unreferenced ones');
-  for await (const obj of repo.store.list(BLOBS_PREFIX)) {
-    const name = obj.key.slice(obj.key.lastIndexOf('/') + 1);
+  try {
+    for await (const obj of repo.store.list(BLOBS_PREFIX)) {
+      request.signal?.throwIfAborted();
+      const name = obj.key.slice(obj.key.lastIndexOf('/') + 1);
     if (obj.key !== blobKey(name)) continue;
     report.blobsListed++;
     progress?.expect(1, obj.size);
@@ -211,11 +222,17 @@ async function prune(repo: Repository, request: GcRequest, now: Date, forgetting
       report.blobsTooYoung++;
       continue;
     }
-    report.blobsDeleted++;
-    report.bytesFreed += obj.size;
-    if (request.dryRun) continue;
-    lock?.assertHeld();
-    await pool.submit(() => repo.store.delete(obj.key));
+      report.blobsDeleted++;
+      report.bytesFreed += obj.size;
+      if (request.dryRun) continue;
+      lock?.assertHeld();
+      await pool.submit(() => repo.store.delete(obj.key));
+    }
+  } catch (err) {
+    // Stopped (an interrupt, a failed listing): the deletes in flight finish before the lock goes, or a backup let
+    // in meanwhile could reuse a blob that a late delete then removes.
+    await pool.drain().catch(() => undefined);
+    throw err;
   }
   await pool.drain();
   return report;

@@ -91,6 +91,7 @@ export async function runJobs(request: RunRequest): Promise<RunReport> {
           lockWaitMs: request.lockWaitMs,
           log: request.log,
           concurrency: request.concurrency,
+          signal: request.signal,
         });
         prunes.push({ repository: description, ok: true, report: gc.prune! });
       } catch (err) {
@@ -162,6 +163,7 @@ export async function runJob(request: JobRequest): Promise<JobResult> {
         lockWaitMs: request.lockWaitMs,
         log,
         concurrency: request.concurrency,
+        signal: request.signal,
       });
       outcome.forgotten = gc.forgotten.length;
       result.forgotIn = repo;

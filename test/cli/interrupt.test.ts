@@ -1,24 +1,24 @@
-// An operator's Ctrl-C, or a SIGTERM sent to bak alone (timeout(1), a cancelled CI job), during a backup: bak stops
-// what the engine runs, removes its staging, abandons the snapshot (its lock released) and exits 130 / 143, rather
-// than dying on the spot with pg_dump running on, staging and lock left behind. PostgreSQL: pg_dump is kept running by
-// a table lock the test holds, so the signal always arrives mid-dump. S3: a bucket of 3,000 objects copied one GET at
-// a time, signalled as soon as the snapshot begins.
+// An operator's Ctrl-C, or a SIGTERM sent to bak alone (timeout(1), a cancelled CI job), during a backup, a restore
+// or a gc: bak stops what the engine runs, removes its staging, releases its lock (a backup abandons its snapshot) and
+// exits 130 / 143, rather than dying on the spot with pg_dump running on, staging and lock left behind. PostgreSQL:
+// pg_dump is kept running by a table lock the test holds, so the signal always arrives mid-dump; the restore is of a
+// table big enough to be signalled as pg_restore starts. S3 and gc: thousands of objects handled one at a time.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BAK_BIN, runBak, show, writeConfig } from '../helpers/cli.ts';
 import { mapLimit } from '../../src/util/concurrency.ts';
-import { minioClient, uniqueName } from '../helpers/backends.ts';
+import { makeLocation, minioClient, uniqueName } from '../helpers/backends.ts';
 import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uniqueDbName, withClient, eventually, pgDumpSessions, type PgServer } from '../helpers/postgres.ts';
 import { awsEnv, createBucket, deleteBucketCompletely, s3Flags, type Minio } from '../helpers/s3-fixture.ts';
 import { requireServer } from '../helpers/servers.ts';
 
-describe('bak backup stopped by a signal', () => {
+describe('bak stopped by a signal', () => {
   let server: PgServer;
   let work: string;
   let repoDir: string;
@@ -231,4 +231,58 @@ describe('bak backup stopped by a signal', () => {
       s3.destroy();
     }
   }, 90_000);
+
+  it('SIGINT during a gc prune: the deletes in flight finish, the lock goes, exit 130; the next gc finishes the prune', async () => {
+    const minio: Minio = await requireServer('minio');
+    const s3 = minioClient(minio);
+    const source = uniqueName('bak-intr-gc');
+    const location = await makeLocation('minio');
+    const [bucket, prefix] = location.settings.url.slice('s3://'.length).split('/') as [string, string];
+    const config = await writeConfig({ repositories: { r: location.configEntry }, defaults: { repository: 'r' } });
+    const bakEnv = { ...location.env, ...awsEnv(minio) };
+    const count = async (under: string) => {
+      let n = 0;
+      let token: string | undefined;
+      do {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/${under}`, ContinuationToken: token }));
+        n += page.KeyCount ?? 0;
+        token = page.NextContinuationToken;
+      } while (token);
+      return n;
+    };
+    try {
+      await createBucket(s3, source);
+      await mapLimit(Array.from({ length: 2000 }, (_, i) => i), 32, (i) => s3.send(new PutObjectCommand({ Bucket: source, Key: `k/${i}`, Body: `object ${i}` })));
+      expect((await runBak(['--config', config, 'init'], { env: bakEnv })).code).toBe(0);
+      const backup = await runBak(['--config', config, 'backup', `s3://${source}`, ...s3Flags(minio.endpoint)], { env: bakEnv });
+      expect(backup.code, show(backup)).toBe(0);
+      // The snapshot goes as if forgotten: every blob it wrote is unreferenced now.
+      const manifests = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/snapshots/` }));
+      for (const m of manifests.Contents ?? []) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: m.Key! }));
+      const before = await count('blobs/');
+      expect(before).toBeGreaterThan(2000);
+
+      const child = spawn(BAK_BIN, ['--config', config, '--concurrency', '1', 'gc', '--all', '--grace-period', '0h'], {
+        env: { ...process.env, ...bakEnv, BAK_CONFIG: '', BAK_REPOSITORY: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      expect(await eventually(async () => (await count('blobs/')) < before, 20_000), `gc deleted nothing: ${stderr}`).toBe(true);
+      child.kill('SIGINT');
+      expect(await exited, stderr).toBe(130);
+      expect(stderr).toContain('interrupted by SIGINT: gc stopped part-way');
+      expect(await count('blobs/')).toBeGreaterThan(0);
+      expect(await count('locks/')).toBe(0);
+
+      const again = await runBak(['--config', config, 'gc', '--all', '--grace-period', '0h'], { env: bakEnv });
+      expect(again.code, show(again)).toBe(0);
+      expect(await count('blobs/')).toBe(0);
+    } finally {
+      await deleteBucketCompletely(s3, source).catch(() => undefined);
+      await location.cleanup();
+      s3.destroy();
+    }
+  }, 120_000);
 });

@@ -71,6 +71,7 @@ async function gc(ctx: CliContext, options: GcOptions): Promise<number> {
     log: ctx.log,
     concurrency: ctx.concurrency,
     progress: options.prune ? ctx.startProgress('gc') : undefined,
+    signal: ctx.interruptSignal(),
   });
   ctx.endProgress(true);
   if (ctx.out.json) printJson(ctx.out, { repository: repo.description, ...report });
