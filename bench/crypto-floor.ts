@@ -2,16 +2,10 @@
 // scrypt key once and runs AES-256-CTR and GMAC (the two halves of AES-256-GCM) over every byte of a plain repository
 // of the same snapshot. Run beside plain bak on the same cores, it is the floor of an encrypted bak: nothing encrypts
 // the same bytes behind the same key derivation for less.
-import { requireTool } from './decode-floor.ts';
-
 export interface ScryptCost {
   logN: number;
   r: number;
   p: number;
-}
-
-export async function requireCryptoTools(): Promise<void> {
-  await requireTool('openssl', ['version'], "the benchmark's floor runs it beside plain bak");
 }
 
 /**

@@ -44,7 +44,8 @@ import { runCommand, type RunResult } from '../test/helpers/run.ts';
 import { awsEnv, createBucket, deleteBucketCompletely, s3Flags } from '../test/helpers/s3-fixture.ts';
 import { requireServer } from '../test/helpers/servers.ts';
 import { databaseBytes, DATASETS, ensureDatabase, settle as settlePostgres, warmCache, type Dataset } from './postgres-datasets.ts';
-import { cryptoFloorCommand, requireCryptoTools, type ScryptCost } from './crypto-floor.ts';
+import { cryptoFloorCommand, type ScryptCost } from './crypto-floor.ts';
+import { requireTool } from './decode-floor.ts';
 import { fillBucket } from './s3-bucket.ts';
 
 const USAGE =
@@ -115,7 +116,7 @@ let kmsSlot: { keyId: string; region: string; endpoint: string; accessKeyId: str
 function repoArgs(side: Side, repo: string): string[] {
   if (side === 'plain' || !KMS) return ['--repo', repo];
   const config = `${repo}.config.json`;
-  writeFileSync(config, JSON.stringify({ repositories: { enc: { url: pathToFileURL(repo).href, encryption: { awsKms: kmsSlot } } } }));
+  if (!existsSync(config)) writeFileSync(config, JSON.stringify({ repositories: { enc: { url: pathToFileURL(repo).href, encryption: { awsKms: kmsSlot } } } }));
   return ['--config', config, '--repo', 'enc'];
 }
 
@@ -470,7 +471,7 @@ async function makeKmsKey(): Promise<() => Promise<unknown>> {
 }
 
 async function main(): Promise<void> {
-  await requireCryptoTools();
+  await requireTool('openssl', ['version'], "the benchmark's floor runs it beside plain bak");
   const dropKmsKey = KMS ? await makeKmsKey() : undefined;
   try {
     await measureAll();

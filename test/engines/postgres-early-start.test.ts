@@ -7,13 +7,13 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PassphraseSource } from '../../src/repository/encryption/passphrase.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { openStore } from '../../src/storage/open.ts';
 import { json, runBak, show } from '../helpers/cli.ts';
-import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uniqueDbName, withClient, eventually, pgDumpSessions, type PgServer } from '../helpers/postgres.ts';
+import { createDatabase, dropDatabase, pgEnv, pgUri, query, requirePostgres, uniqueDbName, pgDumpSessions, withTableLocked, type PgServer } from '../helpers/postgres.ts';
+import { eventually } from '../helpers/poll.ts';
 import type { Manifest } from '../../src/repository/manifest.ts';
 
 const PASSPHRASE = 'early start: the right passphrase';
@@ -57,16 +57,7 @@ describe('postgres backup started while the repository opens', () => {
     return n;
   };
 
-  /** Holds an ACCESS EXCLUSIVE lock on the table, so pg_dump (which locks every table it dumps) waits, still running. */
-  const holdingTable = async <T>(fn: () => Promise<T>): Promise<T> =>
-    withClient(server, db, async (c: pg.Client) => {
-      await c.query('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
-      try {
-        return await fn();
-      } finally {
-        await c.query('ROLLBACK');
-      }
-    });
+  const holdingTable = <T>(fn: () => Promise<T>) => withTableLocked(server, db, 't', fn);
 
   it('a key that fails stops the pg_dump it started: exit 2, no pg_dump left, no staging, no snapshot', async () => {
     await holdingTable(async () => {

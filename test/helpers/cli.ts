@@ -12,7 +12,10 @@ export interface CliResult {
 }
 
 /** Runs the real `bak` executable in a child process, as an operator or cron would. */
-export function runBak(args: string[], options: { env?: Record<string, string>; cwd?: string; input?: string; rss?: boolean; onStderr?: (text: string) => void } = {}): Promise<CliResult & { maxRss?: number }> {
+export function runBak(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; input?: string; rss?: boolean; onStderr?: (text: string) => void; onSpawn?: (pid: number) => void } = {},
+): Promise<CliResult & { maxRss?: number }> {
   // BAK_CONFIG/BAK_REPOSITORY cleared: a test names its config and repository, never the user's.
   return runCommand(BAK_BIN, args, { ...options, env: { ...process.env, BAK_CONFIG: '', BAK_REPOSITORY: '', ...options.env } });
 }

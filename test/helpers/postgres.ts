@@ -221,8 +221,17 @@ export async function pgDumpSessions(server: PgServer, database: string): Promis
   return Number((await query(server, 'postgres', `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_dump'`, [database]))[0]!.n);
 }
 
-/** Polls `check` every 50 ms until it holds (true) or `ms` have passed (its last answer). */
-export async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  for (const until = Date.now() + ms; Date.now() < until; await new Promise((resolve) => setTimeout(resolve, 50))) if (await check()) return true;
-  return check();
+/**
+ * Runs `fn` while the test holds an ACCESS EXCLUSIVE lock on `table` (in a transaction rolled back after): a pg_dump
+ * of the database waits on it, still running, for as long as `fn` takes.
+ */
+export async function withTableLocked<T>(server: PgServer, database: string, table: string, fn: () => Promise<T>): Promise<T> {
+  return withClient(server, database, async (c) => {
+    await c.query(`BEGIN; LOCK TABLE ${quoteIdent(table)} IN ACCESS EXCLUSIVE MODE`);
+    try {
+      return await fn();
+    } finally {
+      await c.query('ROLLBACK');
+    }
+  });
 }
