@@ -80,8 +80,9 @@ describe('progress on a terminal', () => {
     work = await mkdtemp(path.join(tmpdir(), 'bak-progress-'));
     env = { ...location.env, ...awsEnv(minio), ...pgEnv(pg) };
     await createDatabase(pg, database);
-    // About 90 MB of COPY text in two tables: a backup long enough for several redraws at 4 a second.
-    await query(pg, database, "CREATE TABLE wide AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS a, repeat(md5(g::text), 2) AS b FROM generate_series(1, 600000) g");
+    // About 200 MB of COPY text in two tables: a backup long enough for several redraws at 4 a second. 90 MB took
+    // ~0.5 s on a fast machine once pg_dump started during the repository open: two redraws, and a flaky test.
+    await query(pg, database, "CREATE TABLE wide AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS a, repeat(md5(g::text), 8) AS b FROM generate_series(1, 600000) g");
     await query(pg, database, 'CREATE TABLE narrow AS SELECT g AS id FROM generate_series(1, 200000) g');
     await createBucket(s3, bucket);
     await createBucket(s3, restoreBucket);
